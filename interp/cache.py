@@ -1,0 +1,248 @@
+"""`ActivationCache`: activations by hook name, and the residual-stream decompositions built on them.
+
+Every key owns its storage. In the forward, `blocks.{l}.hook_resid_post` and `blocks.{l+1}.hook_resid_pre`
+are the same tensor; TransformerLens stores it twice under two keys that alias one buffer, so the cache
+looks bigger than it is and an in-place edit of one key changes the other. Here the second key gets a copy,
+which makes `nbytes` the real memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import torch
+from jaxtyping import Float
+from torch import Tensor
+
+from interp.hooks import HookPoint, HookSpec
+
+if TYPE_CHECKING:
+    from interp.model import HookedTransformer
+
+PosSlice = int | slice | Sequence[int] | Tensor | None
+
+_BLOCK = {"resid_pre", "resid_mid", "resid_post", "attn_out", "mlp_out"}
+_ATTN = {"q", "k", "v", "rot_q", "rot_k", "attn_scores", "pattern", "z", "result"}
+_MLP = {"pre", "pre_linear", "post"}
+_LN = {"scale", "normalized"}
+
+
+def act_name(name: str, layer: int | None = None, sub: str | None = None) -> str:
+    """TransformerLens shorthand -> hook name: ("resid_pre", 3) -> "blocks.3.hook_resid_pre"."""
+    if name in ("embed", "pos_embed"):
+        return f"hook_{name}"
+    if name in _LN:
+        if layer is None:
+            return f"ln_final.hook_{name}"
+        return f"blocks.{layer}.{sub or 'ln1'}.hook_{name}"
+    if layer is None:
+        raise KeyError(f"{name!r} needs a layer, e.g. cache[{name!r}, 0]")
+    if name in _BLOCK:
+        return f"blocks.{layer}.hook_{name}"
+    if name in _ATTN:
+        return f"blocks.{layer}.attn.hook_{name}"
+    if name in _MLP:
+        return f"blocks.{layer}.mlp.hook_{name}"
+    known = sorted(_BLOCK | _ATTN | _MLP | _LN | {"embed", "pos_embed"})
+    raise KeyError(f"unknown activation shorthand {name!r}; known: {', '.join(known)}")
+
+
+def cache_hooks(
+    names: list[str], store: dict[str, Tensor], device: torch.device | str | None
+) -> list[HookSpec]:
+    """Forward hooks that copy activations into `store`, one storage per key."""
+    owned: set[int] = set()
+
+    def save(x: Tensor, hook: HookPoint) -> None:
+        t = x.detach() if device is None else x.detach().to(device)
+        storage = t.untyped_storage()
+        if storage.data_ptr() in owned or storage.nbytes() != t.numel() * t.element_size():
+            t = t.clone()  # shares a buffer with another key or is a view into a larger one
+        owned.add(t.untyped_storage().data_ptr())
+        store[hook.name] = t
+
+    return [(n, save) for n in names]
+
+
+def _slice_pos(x: Tensor, pos_slice: PosSlice, pos_dim: int = -2) -> Tensor:
+    if pos_slice is None:
+        return x
+    if isinstance(pos_slice, int):
+        return x.select(pos_dim, pos_slice)
+    if isinstance(pos_slice, slice):
+        return x.narrow(pos_dim, *_slice_bounds(pos_slice, x.shape[pos_dim]))
+    return x.index_select(pos_dim, torch.as_tensor(pos_slice, device=x.device))
+
+
+def _slice_bounds(s: slice, n: int) -> tuple[int, int]:
+    start, stop, step = s.indices(n)
+    if step != 1:
+        raise ValueError("pos_slice slices must have step 1")
+    return start, max(stop - start, 0)
+
+
+class ActivationCache(Mapping[str, Tensor]):
+    def __init__(self, store: dict[str, Tensor], model: HookedTransformer) -> None:
+        self._store = store
+        self.model = model
+
+    # ---- mapping -------------------------------------------------------------------------------------------
+    def __getitem__(self, key: str | tuple[Any, ...]) -> Tensor:
+        name = key if isinstance(key, str) else act_name(*key)
+        if name not in self._store:
+            raise KeyError(
+                f"{name!r} is not in this cache; run_with_cache with a names_filter that includes it"
+            )
+        return self._store[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._store)
+
+    def __len__(self) -> int:
+        return len(self._store)
+
+    def __repr__(self) -> str:
+        return f"ActivationCache({len(self)} activations, {self.nbytes / 2**20:.1f} MiB)"
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes summed over keys; equals `unique_nbytes()` because no two keys share storage."""
+        return sum(t.numel() * t.element_size() for t in self._store.values())
+
+    def unique_nbytes(self) -> int:
+        """Bytes of the distinct storages behind the keys (the memory actually held)."""
+        seen = {t.untyped_storage().data_ptr(): t.untyped_storage().nbytes() for t in self._store.values()}
+        return sum(seen.values())
+
+    def to(self, device: torch.device | str) -> ActivationCache:
+        """Move every activation to `device` in place; returns self for chaining."""
+        for k, t in self._store.items():
+            self._store[k] = t.to(device)
+        return self
+
+    # ---- residual stream decompositions --------------------------------------------------------------------
+    def decompose_resid(
+        self,
+        layer: int | None = None,
+        mlp_input: bool = False,
+        apply_ln: bool = False,
+        pos_slice: PosSlice = None,
+        incl_embeds: bool = True,
+    ) -> tuple[Float[Tensor, "component batch *pos d_model"], list[str]]:
+        """Stack [embed, pos_embed, attn_0, mlp_0, ...] of everything written into resid_pre[layer].
+
+        The stack sums to `resid_pre[layer]` (to `resid_mid[layer]` with mlp_input, and to the final
+        residual when layer is None). Labels follow TransformerLens: "embed", "0_attn_out", "0_mlp_out", ...
+        """
+        n = self.model.cfg.n_layers
+        layer = n if layer is None else layer
+        parts: list[Tensor] = []
+        labels: list[str] = []
+        if incl_embeds:
+            for name in ("embed", "pos_embed"):
+                if f"hook_{name}" in self.model.hook_dict:
+                    parts.append(self[name])
+                    labels.append(name)
+        for i in range(layer):
+            parts += [self["attn_out", i], self["mlp_out", i]]
+            labels += [f"{i}_attn_out", f"{i}_mlp_out"]
+        if mlp_input:
+            if layer >= n:
+                raise ValueError("mlp_input needs a layer below n_layers")
+            parts.append(self["attn_out", layer])
+            labels.append(f"{layer}_attn_out")
+        stack = _slice_pos(torch.stack(parts), pos_slice)
+        if apply_ln:
+            stack = self.apply_ln_to_stack(stack, layer, mlp_input, pos_slice)
+        return stack, labels
+
+    def accumulated_resid(
+        self,
+        layer: int | None = None,
+        incl_mid: bool = False,
+        apply_ln: bool = False,
+        pos_slice: PosSlice = None,
+        mlp_input: bool = False,
+    ) -> tuple[Float[Tensor, "layers batch *pos d_model"], list[str]]:
+        """The residual stream after each step: resid_pre[0..layer] (+ resid_mid), and "final_post"."""
+        n = self.model.cfg.n_layers
+        layer = n if layer is None or layer == -1 else layer
+        parts: list[Tensor] = []
+        labels: list[str] = []
+        for i in range(layer + 1):
+            if i == n:
+                parts.append(self["resid_post", n - 1])
+                labels.append("final_post")
+                continue
+            parts.append(self["resid_pre", i])
+            labels.append(f"{i}_pre")
+            if (incl_mid and i < layer) or (mlp_input and i == layer):
+                parts.append(self["resid_mid", i])
+                labels.append(f"{i}_mid")
+        stack = _slice_pos(torch.stack(parts), pos_slice)
+        if apply_ln:
+            stack = self.apply_ln_to_stack(stack, layer, mlp_input, pos_slice)
+        return stack, labels
+
+    def stack_head_results(
+        self, layer: int | None = None, pos_slice: PosSlice = None, apply_ln: bool = False
+    ) -> tuple[Float[Tensor, "heads batch *pos d_model"], list[str]]:
+        """Each head's write into the residual stream for all layers below `layer` (None: all), "L{l}H{h}".
+
+        Uses `hook_result` when cached, else computes z[h] @ W_O[h] from the cached `hook_z`.
+        """
+        cfg = self.model.cfg
+        layer = cfg.n_layers if layer is None or layer < 0 else layer
+        parts, labels = [], []
+        for i in range(layer):
+            name = act_name("result", i)
+            if name in self._store:
+                result = self._store[name]
+            else:
+                W_O = self.model.blocks[i].attn.W_O.to(self["z", i].device)
+                result = torch.einsum("bphd,hdm->bphm", self["z", i], W_O)
+            parts.append(result.movedim(2, 0))  # [head, batch, pos, d_model]
+            labels += [f"L{i}H{h}" for h in range(cfg.n_heads)]
+        stack = _slice_pos(torch.cat(parts), pos_slice)
+        if apply_ln:
+            stack = self.apply_ln_to_stack(stack, layer, False, pos_slice)
+        return stack, labels
+
+    def apply_ln_to_stack(
+        self,
+        stack: Float[Tensor, "... batch *pos d_model"],
+        layer: int | None = None,
+        mlp_input: bool = False,
+        pos_slice: PosSlice = None,
+    ) -> Tensor:
+        """Push a stack through the norm that reads it, frozen at this run's scale (centre, then divide).
+
+        The norm's weight is not applied here; `logit_attrs` folds ln_final's weight into the directions.
+        """
+        n = self.model.cfg.n_layers
+        if layer is None or layer >= n:
+            norm, scale = self.model.ln_final, self["scale"]
+        else:
+            sub = "ln2" if mlp_input else "ln1"
+            norm, scale = getattr(self.model.blocks[layer], sub), self["scale", layer, sub]
+        scale = _slice_pos(scale, pos_slice)
+        return norm.center(stack) / scale.to(stack.dtype)
+
+    def logit_attrs(
+        self,
+        stack: Float[Tensor, "... batch *pos d_model"],
+        tokens: int | str | Tensor,
+        incorrect_tokens: int | str | Tensor | None = None,
+    ) -> Tensor:
+        """Direct logit attribution: each component's dot product with the token's unembedding direction.
+
+        `stack` must already be normalised (`apply_ln=True`). Summed over a full decomposition it gives the
+        logit minus the constant terms (ln_final's bias through W_U, and b_U).
+        """
+        direction = self.model.tokens_to_residual_directions(tokens)
+        if incorrect_tokens is not None:
+            direction = direction - self.model.tokens_to_residual_directions(incorrect_tokens)
+        if direction.ndim == 2 and stack.ndim == 4:  # one token per batch row, stack keeps its pos axis
+            direction = direction[:, None, :]
+        return (stack * direction.to(stack)).sum(-1)

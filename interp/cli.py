@@ -1,0 +1,101 @@
+"""The `interp` command line: `interp params gpt2`, `interp params --all`, `interp demo`.
+
+Each subcommand is a `register_<name>(subparsers)` function that adds its parser and sets `func`
+(taking the parsed Namespace, returning an exit code); to add one, write it and list it in COMMANDS.
+Heavy imports (torch, pandas, interp modules that pull them in) happen inside the command functions,
+so `interp --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+# What add_subparsers() returns; each register_<name> function adds one parser to it.
+Subparsers = argparse._SubParsersAction
+
+
+# --- params -------------------------------------------------------------------------------------------
+
+
+def _params(args: argparse.Namespace) -> int:
+    from interp.params import PRESETS, mlp_share, param_breakdown
+
+    if args.all:
+        print(f"{'preset':<12} {'params':>15} {'MLP share':>10} {'MLP share (non-emb)':>20}")
+        for name in PRESETS:
+            df = param_breakdown(name)
+            total = int(df["params"].iloc[-1])
+            share, share_ne = mlp_share(df), mlp_share(df, non_embedding=True)
+            print(f"{name:<12} {total:>15,} {share:>10.1%} {share_ne:>20.1%}")
+        return 0
+
+    if args.name is None:
+        print("error: give a preset NAME or --all", file=sys.stderr)
+        return 2
+    try:
+        df = param_breakdown(args.name)
+    except ValueError as e:  # unknown preset: the message lists the available ones
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+    print(f"{args.name}: parameters by component")
+    print(f"{'component':<12} {'params':>15} {'share':>7}")
+    for row in df.itertuples(index=False):
+        print(f"{row.component:<12} {row.params:>15,} {row.share:>7.1%}")
+    print(
+        f"MLP share: {mlp_share(df, non_embedding=True):.1%} of non-embedding parameters "
+        f"(the 'FFNs hold about 2/3 of the parameters' claim); {mlp_share(df):.1%} of all parameters"
+    )
+    return 0
+
+
+def register_params(subparsers: Subparsers) -> None:
+    p = subparsers.add_parser("params", help="parameter counts by component for a preset model")
+    p.add_argument("name", nargs="?", help="preset name, e.g. gpt2, llama-3-8b")
+    p.add_argument("--all", action="store_true", help="one summary line per preset instead")
+    p.set_defaults(func=_params)
+
+
+# --- demo ---------------------------------------------------------------------------------------------
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from interp.demo import main as demo_main
+
+    return demo_main(args)
+
+
+def register_demo(subparsers: Subparsers) -> None:
+    p = subparsers.add_parser("demo", help="run the interp demo")
+    p.set_defaults(func=_demo)
+
+
+# ------------------------------------------------------------------------------------------------------
+
+COMMANDS: dict[str, Callable[[Subparsers], None]] = {
+    "params": register_params,
+    "demo": register_demo,
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="interp", description="Mechanistic interpretability toolkit.")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for register in COMMANDS.values():
+        register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,287 @@
+"""`HookedTransformer`: a decoder-only transformer whose every activation is a named hook point.
+
+The forward pass is the residual stream story: E = embed (+ positions); each block adds attention's ΔE
+then the MLP's ΔE; the final norm and W_U read the result out as logits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from jaxtyping import Float, Int
+from torch import Tensor, nn
+
+from interp import tokens as tok_utils
+from interp.cache import ActivationCache, cache_hooks
+from interp.config import ModelConfig
+from interp.hooks import HookedRootModule, HookPoint, HookSpec, NameFilter
+from interp.modules.block import TransformerBlock
+from interp.modules.embed import Embed, PosEmbed, make_unembed
+from interp.modules.norms import make_norm
+from interp.modules.sequence import Sequence as SeqInfo
+
+Input = str | Sequence[str] | Tensor
+ReturnType = Literal["logits", "loss", "both"] | None
+
+
+class HookedTransformer(HookedRootModule):
+    def __init__(
+        self, cfg: ModelConfig, tokenizer: Any = None, default_prepend_bos: bool = True, init: bool = True
+    ) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.tokenizer = tokenizer
+        self.default_prepend_bos = default_prepend_bos  # BOS policy when to_tokens is not told
+        self.embed = Embed(cfg)
+        self.hook_embed = HookPoint()
+        # Learned absolute positions are added to the residual stream; RoPE models rotate q and k instead.
+        self.pos_embed = PosEmbed(cfg) if cfg.positional == "learned" else None
+        self.hook_pos_embed = HookPoint() if cfg.positional == "learned" else None
+        self.blocks = nn.ModuleList(TransformerBlock(cfg, layer) for layer in range(cfg.n_layers))
+        self.ln_final = make_norm(cfg)
+        self.unembed = make_unembed(cfg, self.embed)
+        if init:  # loaders pass init=False and copy the checkpoint in instead
+            self.init_weights()
+        self.setup_hooks()
+
+    # ---- forward -------------------------------------------------------------------------------------------
+    def forward(
+        self,
+        input: Input,
+        *,
+        attention_mask: Tensor | None = None,
+        return_type: ReturnType = "logits",
+        start_at_layer: int | None = None,
+        stop_at_layer: int | None = None,
+        prepend_bos: bool | None = None,
+    ) -> Any:
+        """Logits [batch, pos, d_vocab] (or loss, both, or None) for text, a list of texts, or token ids.
+
+        With `start_at_layer`, `input` is the residual stream entering that block ([batch, pos, d_model]);
+        with `stop_at_layer`, the residual stream entering that block is returned instead of logits.
+        """
+        n = self.cfg.n_layers
+        start = self._layer_index(start_at_layer, "start_at_layer", default=0)
+        stop = self._layer_index(stop_at_layer, "stop_at_layer", default=n)
+        if start_at_layer is None:
+            tokens, attention_mask = self._tokens_and_mask(input, attention_mask, prepend_bos)
+            batch, n_pos = tokens.shape
+        else:
+            tokens, resid = None, input
+            if not isinstance(resid, Tensor) or resid.ndim != 3 or resid.shape[-1] != self.cfg.d_model:
+                raise ValueError(
+                    f"with start_at_layer, input must be a residual [batch, pos, {self.cfg.d_model}]"
+                )
+            batch, n_pos = resid.shape[:2]
+            self._check_length(n_pos)
+        seq = SeqInfo.build(batch, n_pos, attention_mask, self.W_E.device)
+        if tokens is not None:
+            resid = self.embed_tokens(tokens, seq)
+        for block in self.blocks[start:stop]:
+            resid = block(resid, seq)
+        if stop_at_layer is not None:
+            return resid
+        logits = self.unembed(self.ln_final(resid))
+        if return_type == "logits":
+            return logits
+        if return_type is None:
+            return None
+        if tokens is None:
+            raise ValueError("a loss needs tokens; it cannot be computed with start_at_layer")
+        loss = lm_loss(logits, tokens, attention_mask)
+        return loss if return_type == "loss" else (logits, loss)
+
+    def embed_tokens(
+        self, tokens: Int[Tensor, "batch pos"], seq: SeqInfo
+    ) -> Float[Tensor, "batch pos d_model"]:
+        """resid_pre of block 0: the token embedding E, plus learned positions where the model has them."""
+        resid = self.hook_embed(self.embed(tokens))
+        if self.pos_embed is not None:
+            resid = resid + self.hook_pos_embed(self.pos_embed(seq.positions))
+        return resid
+
+    def loss(self, input: Input, per_token: bool = False, attention_mask: Tensor | None = None) -> Tensor:
+        """Mean next-token cross-entropy (or [batch, pos-1] per token), ignoring padding."""
+        tokens, attention_mask = self._tokens_and_mask(input, attention_mask, None)
+        logits = self(tokens, attention_mask=attention_mask)
+        return lm_loss(logits, tokens, attention_mask, per_token=per_token)
+
+    # ---- hooks and caching ---------------------------------------------------------------------------------
+    def run_with_hooks(
+        self,
+        input: Input,
+        fwd_hooks: Sequence[HookSpec] = (),
+        bwd_hooks: Sequence[HookSpec] = (),
+        backward_metric: Callable[[Tensor], Tensor] | None = None,
+        **forward_kwargs: Any,
+    ) -> Any:
+        """Run the forward with hooks attached for this call only.
+
+        Backward hooks fire on `backward_metric(output).backward()`, run inside the same scope; after the
+        call returns no hook remains, so a later backward does not reach them.
+        """
+        if bwd_hooks and backward_metric is None:
+            raise ValueError(
+                "bwd_hooks need backward_metric (output -> scalar) to backpropagate inside the call; "
+                "or use `with model.hooks(bwd_hooks=...)` and call backward inside the block"
+            )
+        with self.hooks(fwd_hooks, bwd_hooks):
+            out = self(input, **forward_kwargs)
+            if backward_metric is not None:
+                backward_metric(out).backward()
+        return out
+
+    def run_with_cache(
+        self,
+        input: Input,
+        names_filter: NameFilter = None,
+        device: torch.device | str | None = None,
+        **forward_kwargs: Any,
+    ) -> tuple[Any, ActivationCache]:
+        """Forward once, keeping the activations selected by `names_filter` (default: all)."""
+        store: dict[str, Tensor] = {}
+        hooks = cache_hooks(self.resolve_hook_names(names_filter), store, device)
+        with self.hooks(hooks), torch.no_grad():
+            out = self(input, **forward_kwargs)
+        return out, ActivationCache(store, self)
+
+    # ---- tokens --------------------------------------------------------------------------------------------
+    def to_tokens(
+        self,
+        input: str | Sequence[str],
+        prepend_bos: bool | None = None,
+        padding_side: tok_utils.PaddingSide = "right",
+        return_attention_mask: bool = False,
+    ) -> Tensor | tuple[Tensor, Tensor]:
+        """Token ids [batch, pos] on the model's device; prompts of different lengths are padded."""
+        bos = self.default_prepend_bos if prepend_bos is None else prepend_bos
+        tokens, mask = tok_utils.encode(self.tokenizer, input, bos, padding_side)
+        tokens, mask = tokens.to(self.W_E.device), mask.to(self.W_E.device)
+        return (tokens, mask) if return_attention_mask else tokens
+
+    def to_str_tokens(
+        self, input: str | Tensor | Sequence[int], prepend_bos: bool | None = None
+    ) -> list[str]:
+        tok = tok_utils.require(self.tokenizer)
+        if isinstance(input, str):
+            input = self.to_tokens(input, prepend_bos=prepend_bos)
+        return [tok.decode([i]) for i in tok_utils.as_id_list(input)]
+
+    def to_string(self, tokens: Tensor | Sequence[int]) -> str | list[str]:
+        tok = tok_utils.require(self.tokenizer)
+        t = torch.as_tensor(tokens)
+        if t.ndim == 2:
+            return [tok.decode(row.tolist()) for row in t]
+        return tok.decode(t.tolist())
+
+    def to_single_token(self, text: str) -> int:
+        ids = tok_utils.require(self.tokenizer).encode(text, add_special_tokens=False)
+        if len(ids) != 1:
+            raise ValueError(f"{text!r} is {len(ids)} tokens ({ids}); expected exactly one")
+        return ids[0]
+
+    # ---- weights -------------------------------------------------------------------------------------------
+    @property
+    def W_E(self) -> Tensor:
+        return self.embed.W_E
+
+    @property
+    def W_U(self) -> Tensor:
+        return self.unembed.W_U
+
+    @property
+    def W_pos(self) -> Tensor | None:
+        return None if self.pos_embed is None else self.pos_embed.W_pos
+
+    def tokens_to_residual_directions(self, tokens: int | str | Tensor) -> Tensor:
+        """Residual directions [..., d_model] whose dot product with a normalised residual is the logit.
+
+        ln_final's weight is folded in, so direct logit attribution needs no folded model.
+        """
+        if isinstance(tokens, str):
+            tokens = self.to_single_token(tokens)
+        ids = torch.as_tensor(tokens, device=self.W_U.device)
+        return self.W_U[:, ids].movedim(0, -1) * self.ln_final.w
+
+    def init_weights(self, std: float = 0.02, seed: int | None = None) -> None:
+        """GPT-2 initialisation: N(0, std) matrices, output projections scaled by 1/sqrt(2 n_layers)."""
+        gen = torch.Generator().manual_seed(seed) if seed is not None else None
+        out_std = std / (2 * self.cfg.n_layers) ** 0.5
+        with torch.no_grad():
+            for name, p in self.named_parameters():
+                if p.ndim == 1:
+                    continue  # norms keep w = 1 / b = 0 and biases stay 0 from construction
+                s = out_std if name.endswith(("W_O", "W_out")) else std
+                p.copy_(torch.randn(p.shape, generator=gen) * s)
+
+    def save(self, path: str | Path) -> Path:
+        """Write safetensors weights, the config and the tokenizer; `interp.load(path)` round-trips it."""
+        from interp.loading import save_model
+
+        return save_model(self, Path(path))
+
+    # ---- input checks --------------------------------------------------------------------------------------
+    def _tokens_and_mask(
+        self, input: Input, attention_mask: Tensor | None, prepend_bos: bool | None
+    ) -> tuple[Tensor, Tensor | None]:
+        if isinstance(input, str) or (isinstance(input, Sequence) and not isinstance(input, Tensor)):
+            tokens, mask = self.to_tokens(input, prepend_bos=prepend_bos, return_attention_mask=True)
+            attention_mask = mask if attention_mask is None else attention_mask
+        elif isinstance(input, Tensor):
+            tokens = input[None] if input.ndim == 1 else input
+            if tokens.ndim != 2 or tokens.dtype not in (torch.long, torch.int, torch.int32):
+                raise ValueError(
+                    f"token input must be an integer tensor [batch, pos], got {tuple(input.shape)} {input.dtype}"
+                )
+            tokens = tokens.to(self.W_E.device)
+        else:
+            raise TypeError(f"input must be a string, a list of strings or a token tensor, got {type(input)}")
+        if tokens.numel() == 0:
+            raise ValueError(f"empty input: got token ids of shape {tuple(tokens.shape)}")
+        self._check_length(tokens.shape[1])
+        if tokens.max() >= self.cfg.d_vocab or tokens.min() < 0:
+            raise ValueError(
+                f"token ids must lie in [0, {self.cfg.d_vocab}); got {int(tokens.min())}..{int(tokens.max())}"
+            )
+        if attention_mask is not None and attention_mask.shape != tokens.shape:
+            raise ValueError(
+                f"attention_mask shape {tuple(attention_mask.shape)} != tokens {tuple(tokens.shape)}"
+            )
+        return tokens, attention_mask
+
+    def _check_length(self, n_pos: int) -> None:
+        if n_pos > self.cfg.n_ctx:
+            raise ValueError(f"input has {n_pos} tokens but the model's context n_ctx is {self.cfg.n_ctx}")
+        if n_pos == 0:
+            raise ValueError("empty input: zero positions")
+
+    def _layer_index(self, value: int | None, what: str, default: int) -> int:
+        if value is None:
+            return default
+        n = self.cfg.n_layers
+        if not -n <= value <= n:
+            raise ValueError(f"{what}={value} out of range for a {n}-layer model")
+        return value % (n + 1) if value >= 0 else value + n
+
+
+def lm_loss(
+    logits: Float[Tensor, "batch pos d_vocab"],
+    tokens: Int[Tensor, "batch pos"],
+    attention_mask: Tensor | None = None,
+    per_token: bool = False,
+) -> Tensor:
+    """Next-token cross-entropy; positions whose target is padding are excluded from the mean."""
+    if tokens.shape[1] < 2:
+        raise ValueError("a next-token loss needs at least 2 tokens per sequence")
+    losses = F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), tokens[:, 1:].flatten(), reduction="none")
+    losses = losses.view(tokens.shape[0], -1)
+    if per_token:
+        return losses
+    if attention_mask is None:
+        return losses.mean()
+    keep = attention_mask[:, 1:].to(losses.dtype)
+    return (losses * keep).sum() / keep.sum()

@@ -1,0 +1,39 @@
+"""One transformer block, written as the residual stream story E' = E + ΔE."""
+
+from __future__ import annotations
+
+from jaxtyping import Float
+from torch import Tensor, nn
+
+from interp.config import ModelConfig
+from interp.hooks import HookPoint
+from interp.modules.attention import make_attention
+from interp.modules.mlp import make_mlp
+from interp.modules.norms import make_norm
+from interp.modules.sequence import Sequence
+
+
+class TransformerBlock(nn.Module):
+    def __init__(self, cfg: ModelConfig, layer: int) -> None:
+        super().__init__()
+        self.layer = layer
+        self.ln1 = make_norm(cfg)
+        self.attn = make_attention(cfg, layer)
+        self.ln2 = make_norm(cfg)
+        self.mlp = make_mlp(cfg)
+        self.hook_resid_pre = HookPoint()
+        self.hook_attn_out = HookPoint()
+        self.hook_resid_mid = HookPoint()
+        self.hook_mlp_out = HookPoint()
+        self.hook_resid_post = HookPoint()
+
+    def forward(
+        self, resid_pre: Float[Tensor, "batch pos d_model"], seq: Sequence
+    ) -> Float[Tensor, "batch pos d_model"]:
+        resid_pre = self.hook_resid_pre(resid_pre)
+        attn_out = self.hook_attn_out(
+            self.attn(self.ln1(resid_pre), seq)
+        )  # ΔE from attention: context moves in
+        resid_mid = self.hook_resid_mid(resid_pre + attn_out)
+        mlp_out = self.hook_mlp_out(self.mlp(self.ln2(resid_mid)))  # ΔE from the MLP: memories recalled
+        return self.hook_resid_post(resid_mid + mlp_out)

@@ -1,0 +1,61 @@
+"""LayerNorm (GPT-2) and RMSNorm (LLaMA family), each with `hook_scale` and `hook_normalized`.
+
+With no hook attached they call the fused kernels; with a hook they write the normalisation out so the
+scale (the divisor) and the normalised vector can be read or edited, as TransformerLens does.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from jaxtyping import Float
+from torch import Tensor, nn
+
+from interp.config import ModelConfig
+from interp.hooks import HookPoint
+
+
+class LayerNorm(nn.Module):
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.eps = cfg.norm_eps
+        self.w = nn.Parameter(torch.ones(cfg.d_model))
+        self.b = nn.Parameter(torch.zeros(cfg.d_model))
+        self.hook_scale = HookPoint()  # [batch, pos, 1]
+        self.hook_normalized = HookPoint()  # [batch, pos, d_model], before w and b
+
+    def forward(self, x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_model"]:
+        if not (self.hook_scale.active or self.hook_normalized.active):
+            return F.layer_norm(x, self.w.shape, self.w, self.b, self.eps)
+        x = x - x.mean(-1, keepdim=True)
+        scale = self.hook_scale((x.pow(2).mean(-1, keepdim=True) + self.eps).sqrt())
+        return self.hook_normalized(x / scale) * self.w + self.b
+
+    def center(self, x: Tensor) -> Tensor:
+        """The linear part applied before dividing by the scale (used to push stacks through a frozen LN)."""
+        return x - x.mean(-1, keepdim=True)
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.eps = cfg.norm_eps
+        self.w = nn.Parameter(torch.ones(cfg.d_model))
+        self.hook_scale = HookPoint()
+        self.hook_normalized = HookPoint()
+
+    def forward(self, x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_model"]:
+        # Normalise in float32 and cast back before the weight, exactly as Hugging Face's LlamaRMSNorm.
+        dtype = x.dtype
+        if not (self.hook_scale.active or self.hook_normalized.active):
+            return self.w * F.rms_norm(x.float(), self.w.shape, None, self.eps).to(dtype)
+        x = x.float()
+        scale = self.hook_scale((x.pow(2).mean(-1, keepdim=True) + self.eps).sqrt())
+        return self.w * self.hook_normalized(x / scale).to(dtype)
+
+    def center(self, x: Tensor) -> Tensor:
+        return x
+
+
+def make_norm(cfg: ModelConfig) -> LayerNorm | RMSNorm:
+    return {"layernorm": LayerNorm, "rmsnorm": RMSNorm}[cfg.norm](cfg)
