@@ -89,7 +89,10 @@ class ActivationCache(Mapping[str, Tensor]):
 
     # ---- mapping -------------------------------------------------------------------------------------------
     def __getitem__(self, key: str | tuple[Any, ...]) -> Tensor:
-        name = key if isinstance(key, str) else act_name(*key)
+        if isinstance(key, str):
+            name = key if key in self._store or "." in key or key.startswith("hook_") else act_name(key)
+        else:
+            name = act_name(*key)
         if name not in self._store:
             raise KeyError(
                 f"{name!r} is not in this cache; run_with_cache with a names_filter that includes it"

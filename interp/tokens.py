@@ -21,10 +21,10 @@ def encode(
     tokenizer: Any, text: str | Sequence[str], prepend_bos: bool, padding_side: PaddingSide = "right"
 ) -> tuple[Tensor, Tensor]:
     """Token ids [batch, pos] and attention mask [batch, pos] (1 = real token, 0 = padding)."""
-    tok = require(tokenizer)
     texts = [text] if isinstance(text, str) else list(text)
     if not texts:
         raise ValueError("empty input: got an empty list of prompts")
+    tok = require(tokenizer)
     if padding_side not in ("right", "left"):
         raise ValueError(f"padding_side must be 'right' or 'left', got {padding_side!r}")
     bos: list[int] = []

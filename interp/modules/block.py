@@ -17,13 +17,14 @@ class TransformerBlock(nn.Module):
     def __init__(self, cfg: ModelConfig, layer: int) -> None:
         super().__init__()
         self.layer = layer
+        # Registered in execution order, so model.hook_names() reads like the forward pass.
+        self.hook_resid_pre = HookPoint()
         self.ln1 = make_norm(cfg)
         self.attn = make_attention(cfg, layer)
-        self.ln2 = make_norm(cfg)
-        self.mlp = make_mlp(cfg)
-        self.hook_resid_pre = HookPoint()
         self.hook_attn_out = HookPoint()
         self.hook_resid_mid = HookPoint()
+        self.ln2 = make_norm(cfg)
+        self.mlp = make_mlp(cfg)
         self.hook_mlp_out = HookPoint()
         self.hook_resid_post = HookPoint()
 

@@ -1,0 +1,96 @@
+"""ActivationCache: shorthand keys, decompositions that sum to the residual, DLA, and honest memory."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import make_hf
+
+import interp
+
+
+@pytest.fixture(scope="module")
+def model():
+    return interp.load(make_hf("gpt2"))
+
+
+@pytest.fixture(scope="module")
+def run(model):
+    toks = torch.randint(0, 96, (2, 7), generator=torch.Generator().manual_seed(0))
+    logits, cache = model.run_with_cache(toks)
+    return toks, logits, cache
+
+
+def test_shorthand_keys(run):
+    _, _, cache = run
+    assert cache["resid_pre", 1] is cache["blocks.1.hook_resid_pre"]
+    assert cache["pattern", 0] is cache["blocks.0.attn.hook_pattern"]
+    assert cache["scale", 1, "ln2"] is cache["blocks.1.ln2.hook_scale"]
+    assert cache["scale"] is cache["ln_final.hook_scale"]
+    assert cache["embed"] is cache["hook_embed"]
+    with pytest.raises(KeyError, match="needs a layer"):
+        cache["resid_pre"]
+    with pytest.raises(KeyError, match="unknown activation shorthand 'resid'"):
+        cache["resid", 0]
+
+
+@pytest.mark.parametrize("layer", [0, 1, 2, None])
+def test_decompose_resid_sums_to_residual(model, run, layer):
+    _, _, cache = run
+    stack, labels = cache.decompose_resid(layer)
+    target = cache["resid_post", 2] if layer is None else cache["resid_pre", layer]
+    torch.testing.assert_close(stack.sum(0), target, atol=1e-5, rtol=0)
+    assert labels[:2] == ["embed", "pos_embed"] and len(labels) == stack.shape[0]
+    mid, _ = cache.decompose_resid(1, mlp_input=True)
+    torch.testing.assert_close(mid.sum(0), cache["resid_mid", 1], atol=1e-5, rtol=0)
+
+
+def test_stack_head_results_sum_to_attn_out(model, run):
+    _, _, cache = run
+    stack, labels = cache.stack_head_results()
+    assert labels[:2] == ["L0H0", "L0H1"] and stack.shape == (3 * 4, 2, 7, 32)
+    for layer in range(3):
+        heads = stack[4 * layer : 4 * (layer + 1)].sum(0) + model.blocks[layer].attn.b_O
+        torch.testing.assert_close(heads, cache["attn_out", layer], atol=1e-5, rtol=0)
+    # Without hook_result in the cache, results are computed from z and W_O.
+    _, z_only = model.run_with_cache(run[0], names_filter=lambda n: n.endswith("hook_z"))
+    torch.testing.assert_close(z_only.stack_head_results()[0], stack, atol=1e-6, rtol=0)
+
+
+def test_accumulated_resid_and_logit_lens_final_layer(model, run):
+    toks, logits, cache = run
+    stack, labels = cache.accumulated_resid(apply_ln=True, pos_slice=-1)
+    assert labels == ["0_pre", "1_pre", "2_pre", "final_post"]
+    # The last entry through ln_final's weight and bias and W_U is the model's own logits.
+    final = stack[-1] * model.ln_final.w + model.ln_final.b
+    torch.testing.assert_close(final @ model.W_U, logits[:, -1], atol=1e-5, rtol=0)
+
+
+def test_logit_attrs_sum_to_logit(model, run):
+    toks, logits, cache = run
+    target = toks[:, -1]
+    stack, _ = cache.decompose_resid(apply_ln=True, pos_slice=-1)
+    attrs = cache.logit_attrs(stack, target)
+    constant = model.ln_final.b @ model.W_U[:, target]  # not attributable to any component
+    torch.testing.assert_close(
+        attrs.sum(0) + constant, logits[torch.arange(2), -1, target], atol=1e-4, rtol=0
+    )
+    diff = cache.logit_attrs(stack, target, incorrect_tokens=torch.tensor([5, 6]))
+    wanted = logits[torch.arange(2), -1, target] - logits[torch.arange(2), -1, torch.tensor([5, 6])]
+    constant = model.ln_final.b @ (model.W_U[:, target] - model.W_U[:, torch.tensor([5, 6])])
+    torch.testing.assert_close(diff.sum(0) + constant, wanted, atol=1e-4, rtol=0)
+
+
+def test_no_two_keys_share_storage(run):
+    _, _, cache = run
+    assert cache.nbytes == cache.unique_nbytes()
+    # resid_post[0] and resid_pre[1] hold equal values in separate buffers.
+    assert torch.equal(cache["resid_post", 0], cache["resid_pre", 1])
+    assert cache["resid_post", 0].data_ptr() != cache["resid_pre", 1].data_ptr()
+
+
+def test_to_device_and_cache_device(model, run):
+    _, _, cache = run
+    assert cache.to("cpu") is cache
+    _, meta_cache = model.run_with_cache(run[0], names_filter="blocks.0.hook_resid_pre", device="meta")
+    assert meta_cache["resid_pre", 0].device.type == "meta"
