@@ -20,7 +20,7 @@ def model(request):
     torch.manual_seed(0)
     m = HookedTransformer(request.param)
     with torch.no_grad():  # non-zero biases and norm weights so no term can vanish unnoticed
-        for name, p in m.named_parameters():
+        for p in m.parameters():
             if p.ndim == 1:
                 p.add_(0.1 * torch.randn_like(p))
     return m

@@ -1,0 +1,108 @@
+"""Forward overhead of interp vs Hugging Face and TransformerLens 4 on a random GPT-2-small-shaped model.
+
+All runners are timed interleaved (shuffled each round) in one process and reported as medians and ratios
+to the HF eager forward, so machine noise hits every runner alike. Run:
+
+    .venv/bin/python experiments/benchmarks/forward_overhead.py            # full: 124M params, 1x16 and 4x64
+    .venv/bin/python experiments/benchmarks/forward_overhead.py --quick    # 2 layers, a few rounds (smoke test)
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import random
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+from transformers import GPT2Config, GPT2LMHeadModel
+
+import interp
+
+
+def build(n_layer: int):
+    torch.manual_seed(0)
+    cfg = GPT2Config(n_layer=n_layer, attn_implementation="eager")
+    hf = GPT2LMHeadModel(cfg).eval()
+    hf_sdpa = GPT2LMHeadModel(GPT2Config(n_layer=n_layer, attn_implementation="sdpa")).eval()
+    hf_sdpa.load_state_dict(hf.state_dict())
+    ours = interp.load(hf)
+    from transformer_lens.model_bridge.sources import build_bridge_from_module
+
+    bridge = build_bridge_from_module(
+        copy.deepcopy(hf), "GPT2LMHeadModel", hf_config=cfg
+    )  # rewires its input
+    return hf, hf_sdpa, ours, bridge
+
+
+def time_interleaved(
+    runners: dict[str, Callable[[], object]], rounds: int, warmup: int = 3
+) -> dict[str, float]:
+    for fn in runners.values():
+        for _ in range(warmup):
+            fn()
+    samples: dict[str, list[float]] = {k: [] for k in runners}
+    order = list(runners)
+    rng = random.Random(0)
+    for _ in range(rounds):
+        rng.shuffle(order)
+        for k in order:
+            t0 = time.perf_counter()
+            runners[k]()
+            samples[k].append(time.perf_counter() - t0)
+    return {k: statistics.median(v) for k, v in samples.items()}
+
+
+def cache_bytes(cache) -> tuple[int, int]:
+    """Bytes summed over keys, and bytes of the distinct storages behind them."""
+    tensors = [cache[k] for k in cache.keys()]
+    keys = sum(t.numel() * t.element_size() for t in tensors)
+    storages = {t.untyped_storage().data_ptr(): t.untyped_storage().nbytes() for t in tensors}
+    return keys, sum(storages.values())
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument(
+        "--quick", action="store_true", help="2 layers and few rounds: a smoke test, not a measurement"
+    )
+    args = ap.parse_args(argv)
+    n_layer, rounds = (2, 3) if args.quick else (12, 0)
+    hf, hf_sdpa, ours, bridge = build(n_layer)
+    print(f"model: GPT-2 small shape, {n_layer} layers, {sum(p.numel() for p in hf.parameters()):,} params; "
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads")  # fmt: skip
+    resid = lambda name: "resid" in name  # noqa: E731
+    for batch, pos in ((1, 16), (4, 64)):
+        toks = torch.randint(
+            0, hf.config.vocab_size, (batch, pos), generator=torch.Generator().manual_seed(1)
+        )
+        runners = {
+            "HF eager forward": lambda: hf(toks),
+            "HF sdpa forward": lambda: hf_sdpa(toks),
+            "interp forward (no hooks)": lambda: ours(toks),
+            "interp run_with_cache (all)": lambda: ours.run_with_cache(toks),
+            "interp run_with_cache (resid)": lambda: ours.run_with_cache(toks, names_filter=resid),
+            "TL bridge forward": lambda: bridge(toks),
+            "TL bridge run_with_cache": lambda: bridge.run_with_cache(toks),
+        }
+        with torch.no_grad():
+            med = time_interleaved(runners, rounds or (40 if pos == 16 else 15))
+        base = med["HF eager forward"]
+        print(f"\nbatch x pos = {batch}x{pos}   (median of interleaved rounds; ratio to HF eager)")
+        for k, v in med.items():
+            print(f"  {k:32s} {v * 1e3:8.2f} ms   {v / base:5.2f}x")
+        with torch.no_grad():
+            diff = (ours(toks) - hf(toks).logits).abs().max().item()
+            _, ours_cache = ours.run_with_cache(toks)
+            _, tl_cache = bridge.run_with_cache(toks)
+        k_ours, u_ours = cache_bytes(ours_cache)
+        k_tl, u_tl = cache_bytes(tl_cache)
+        print(f"  max |logit diff| interp vs HF: {diff:.2e}")
+        print(f"  cache bytes, keys vs unique storage: interp {k_ours / 2**20:.1f} / {u_ours / 2**20:.1f} MiB "
+              f"({len(ours_cache)} keys); TL {k_tl / 2**20:.1f} / {u_tl / 2**20:.1f} MiB ({len(tl_cache)} keys)")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
