@@ -55,6 +55,21 @@ def time_interleaved(
     return {k: statistics.median(v) for k, v in samples.items()}
 
 
+def make_runners(hf, hf_sdpa, ours, bridge, toks: torch.Tensor) -> dict[str, Callable[[], object]]:
+    def resid(name: str) -> bool:
+        return "resid" in name
+
+    return {
+        "HF eager forward": lambda: hf(toks),
+        "HF sdpa forward": lambda: hf_sdpa(toks),
+        "interp forward (no hooks)": lambda: ours(toks),
+        "interp run_with_cache (all)": lambda: ours.run_with_cache(toks),
+        "interp run_with_cache (resid)": lambda: ours.run_with_cache(toks, names_filter=resid),
+        "TL bridge forward": lambda: bridge(toks),
+        "TL bridge run_with_cache": lambda: bridge.run_with_cache(toks),
+    }
+
+
 def cache_bytes(cache) -> tuple[int, int]:
     """Bytes summed over keys, and bytes of the distinct storages behind them."""
     tensors = [cache[k] for k in cache.keys()]
@@ -73,20 +88,11 @@ def main(argv: list[str] | None = None) -> None:
     hf, hf_sdpa, ours, bridge = build(n_layer)
     print(f"model: GPT-2 small shape, {n_layer} layers, {sum(p.numel() for p in hf.parameters()):,} params; "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads")  # fmt: skip
-    resid = lambda name: "resid" in name  # noqa: E731
     for batch, pos in ((1, 16), (4, 64)):
         toks = torch.randint(
             0, hf.config.vocab_size, (batch, pos), generator=torch.Generator().manual_seed(1)
         )
-        runners = {
-            "HF eager forward": lambda: hf(toks),
-            "HF sdpa forward": lambda: hf_sdpa(toks),
-            "interp forward (no hooks)": lambda: ours(toks),
-            "interp run_with_cache (all)": lambda: ours.run_with_cache(toks),
-            "interp run_with_cache (resid)": lambda: ours.run_with_cache(toks, names_filter=resid),
-            "TL bridge forward": lambda: bridge(toks),
-            "TL bridge run_with_cache": lambda: bridge.run_with_cache(toks),
-        }
+        runners = make_runners(hf, hf_sdpa, ours, bridge, toks)
         with torch.no_grad():
             med = time_interleaved(runners, rounds or (40 if pos == 16 else 15))
         base = med["HF eager forward"]
