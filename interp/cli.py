@@ -68,7 +68,13 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def register_demo(subparsers: Subparsers) -> None:
-    p = subparsers.add_parser("demo", help="run the interp demo")
+    p = subparsers.add_parser(
+        "demo", help="one prompt through the embedded model: predictions, ΔE, lens, ablation"
+    )
+    p.add_argument(
+        "--model", default=None, help="embedded name, local folder or hub id (default: tiny-facts)"
+    )
+    p.add_argument("--prompt", default=None, help='default: "The capital of France is"')
     p.set_defaults(func=_demo)
 
 
