@@ -87,7 +87,10 @@ class Attention(nn.Module):
         k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)
         scores = (q @ k.transpose(-1, -2)) * self.scale
         scores = self.hook_attn_scores(scores.masked_fill(~seq.mask(self.window), float("-inf")))
-        pattern = self.hook_pattern(scores.softmax(-1, dtype=torch.float32).to(q.dtype))
+        # Softmax in at least float32 (half-precision models), without demoting float64 ones.
+        pattern = self.hook_pattern(
+            scores.softmax(-1, dtype=torch.promote_types(q.dtype, torch.float32)).to(q.dtype)
+        )
         return pattern @ v
 
     def _fused(self, q: Tensor, k: Tensor, v: Tensor, seq: Sequence) -> Tensor:
@@ -108,15 +111,12 @@ class RotaryAttention(Attention):
 
     def __init__(self, cfg: ModelConfig, layer: int) -> None:
         super().__init__(cfg, layer)
-        d = cfg.d_head
-        inv_freq = 1.0 / (cfg.rotary_base ** (torch.arange(0, d, 2, dtype=torch.int64).float() / d))
-        self.register_buffer("inv_freq", inv_freq, persistent=False)
-        self.rope_key = (d, cfg.rotary_base)
+        self.rope_key = (cfg.d_head, cfg.rotary_base)  # no buffer: model.to(bfloat16) must not round it
         self.hook_rot_q = HookPoint()  # [batch, pos, head, d_head], after rotation
         self.hook_rot_k = HookPoint()
 
     def rotate(self, q: Tensor, k: Tensor, seq: Sequence) -> tuple[Tensor, Tensor]:
-        cos, sin = seq.rope(self.inv_freq, self.rope_key, q.dtype)
+        cos, sin = seq.rope(*self.rope_key, q.dtype)
         cos, sin = cos[:, :, None, :], sin[:, :, None, :]
         return self.hook_rot_q(q * cos + _rotate_half(q) * sin), self.hook_rot_k(
             k * cos + _rotate_half(k) * sin

@@ -45,11 +45,11 @@ class RMSNorm(nn.Module):
         self.hook_normalized = HookPoint()
 
     def forward(self, x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_model"]:
-        # Normalise in float32 and cast back before the weight, exactly as Hugging Face's LlamaRMSNorm.
+        # Normalise in (at least) float32 and cast back before the weight, as Hugging Face's LlamaRMSNorm.
         dtype = x.dtype
+        x = x.to(torch.promote_types(dtype, torch.float32))
         if not (self.hook_scale.active or self.hook_normalized.active):
-            return self.w * F.rms_norm(x.float(), self.w.shape, None, self.eps).to(dtype)
-        x = x.float()
+            return self.w * F.rms_norm(x, self.w.shape, None, self.eps).to(dtype)
         scale = self.hook_scale((x.pow(2).mean(-1, keepdim=True) + self.eps).sqrt())
         return self.w * self.hook_normalized(x / scale).to(dtype)
 

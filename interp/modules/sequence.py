@@ -15,7 +15,9 @@ class Sequence:
     positions: Tensor  # [batch, pos] position ids; with padding, counted over real tokens only
     key_valid: Tensor | None  # [batch, pos] bool, False at padding; None when nothing is padded
     _masks: dict[int | None, Tensor] = field(default_factory=dict, repr=False)
-    _rope: dict[tuple[int, float], tuple[Tensor, Tensor]] = field(default_factory=dict, repr=False)
+    _rope: dict[tuple[int, float, torch.dtype], tuple[Tensor, Tensor]] = field(
+        default_factory=dict, repr=False
+    )
 
     @classmethod
     def build(cls, batch: int, n_pos: int, attention_mask: Tensor | None, device: torch.device) -> Sequence:
@@ -53,13 +55,17 @@ class Sequence:
             self._masks[window] = allowed
         return self._masks[window]
 
-    def rope(self, inv_freq: Tensor, key: tuple[int, float], dtype: torch.dtype) -> tuple[Tensor, Tensor]:
-        """cos and sin [batch, pos, d_head] for rotary embeddings, as Hugging Face computes them.
+    def rope(self, d_head: int, base: float, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+        """cos and sin [batch, pos, d_head] for rotary embeddings, computed as Hugging Face does.
 
-        Computed once per forward and shared by every layer with the same (d_head, base) key.
+        Computed once per forward in at least float32 and shared by every layer with the same (d_head, base).
         """
+        compute = torch.promote_types(dtype, torch.float32)
+        key = (d_head, base, compute)
         if key not in self._rope:
-            freqs = self.positions[..., None].float() * inv_freq.float()
+            device = self.positions.device
+            inv_freq = 1.0 / (base ** (torch.arange(0, d_head, 2, device=device).to(compute) / d_head))
+            freqs = self.positions[..., None].to(compute) * inv_freq
             emb = torch.cat((freqs, freqs), dim=-1)
             self._rope[key] = (emb.cos(), emb.sin())
         cos, sin = self._rope[key]

@@ -1,0 +1,144 @@
+"""Generation and steering vectors.
+
+`generate` re-runs the whole sequence for every new token (no KV cache). That is slower, but it means
+any hooks attached around it — `ablate`, `steer`, `model.hooks(...)` — see every position on every step,
+exactly as in a single forward.
+
+Steering (activation addition, Turner et al. 2023): the difference of mean residuals between two prompt
+sets at a layer is added, times a coefficient, to resid_pre of that layer at chosen positions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+import torch
+from jaxtyping import Float
+from torch import Tensor
+
+from interp.analysis.metrics import upcast
+from interp.analysis.runner import Input, prepare
+from interp.hooks import HookPoint
+from interp.model import HookedTransformer
+
+
+def generate(
+    model: HookedTransformer,
+    prompt: Input,
+    max_new_tokens: int = 20,
+    *,
+    temperature: float = 0.0,
+    top_k: int | None = None,
+    seed: int | None = None,
+    stop_at_eos: bool = False,
+) -> str | list[str] | Tensor:
+    """Continue the prompt; greedy at temperature 0, else sampled (optionally from the top-k), seeded.
+
+    Text in, text out (prompt included); token ids in, ids out ([batch, pos + new]). Prompts of different
+    lengths are left-padded so every row's next token is at the last position.
+    """
+    if max_new_tokens < 0 or temperature < 0:
+        raise ValueError(f"max_new_tokens and temperature must be >= 0, got {max_new_tokens}, {temperature}")
+    if isinstance(prompt, Tensor):
+        base = prepare(model, prompt)
+        tokens, mask = base.tokens, base.mask
+    else:
+        tokens, mask = model.to_tokens(prompt, padding_side="left", return_attention_mask=True)
+        mask = None if bool(mask.all()) else mask
+    gen = torch.Generator(device=tokens.device).manual_seed(seed) if seed is not None else None
+    eos = getattr(model.tokenizer, "eos_token_id", None) if stop_at_eos else None
+    done = torch.zeros(tokens.shape[0], dtype=torch.bool, device=tokens.device)
+    for _ in range(max_new_tokens):
+        with torch.no_grad():
+            resid = model(tokens, attention_mask=mask, stop_at_layer=model.cfg.n_layers)
+            logits = upcast(model.unembed(model.ln_final(resid[:, -1])))
+        if temperature == 0:
+            nxt = logits.argmax(-1)
+        else:
+            logits = logits / temperature
+            if top_k is not None:
+                kth = logits.topk(top_k, dim=-1).values[:, -1:]
+                logits = logits.masked_fill(logits < kth, float("-inf"))
+            nxt = torch.multinomial(logits.softmax(-1), 1, generator=gen)[:, 0]
+        if eos is not None:
+            nxt = torch.where(done, torch.full_like(nxt, eos), nxt)
+            done |= nxt == eos
+        tokens = torch.cat([tokens, nxt[:, None]], dim=1)
+        if mask is not None:
+            mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
+        if eos is not None and bool(done.all()):
+            break
+    if isinstance(prompt, Tensor):
+        return tokens
+    rows = list(tokens) if mask is None else [row[m.bool()] for row, m in zip(tokens, mask, strict=True)]
+    texts = [model.tokenizer.decode(row.tolist()) for row in rows]
+    return texts[0] if isinstance(prompt, str) else texts
+
+
+def steering_vector(
+    model: HookedTransformer,
+    positive: Input,
+    negative: Input,
+    layer: int,
+    *,
+    pos: int | None = -1,
+) -> Float[Tensor, " d_model"]:
+    """mean(resid_pre[layer] | positive) − mean(resid_pre[layer] | negative).
+
+    `pos=-1` takes each prompt's last real token; `pos=None` averages over all real tokens.
+    """
+    if not 0 <= layer < model.cfg.n_layers:
+        raise ValueError(f"layer {layer} out of range; the model has {model.cfg.n_layers} layers")
+    return _mean_resid(model, positive, layer, pos) - _mean_resid(model, negative, layer, pos)
+
+
+def _mean_resid(model: HookedTransformer, prompts: Input, layer: int, pos: int | None) -> Tensor:
+    p = prepare(model, prompts)
+    name = f"blocks.{layer}.hook_resid_pre"
+    _, cache = model.run_with_cache(
+        p.tokens, names_filter=name, attention_mask=p.mask, stop_at_layer=layer + 1
+    )
+    resid = cache[name]
+    real = torch.ones_like(p.tokens, dtype=torch.bool) if p.mask is None else p.mask.bool()
+    if pos is None:
+        return (resid * real[..., None]).sum((0, 1)) / real.sum()
+    if pos == -1:
+        return resid[torch.arange(p.batch), p.last_pos()].mean(0)
+    return resid[:, pos].mean(0)
+
+
+@contextmanager
+def steer(
+    model: HookedTransformer,
+    vector: Float[Tensor, " d_model"],
+    layer: int,
+    coeff: float = 1.0,
+    positions: int | Sequence[int] | slice | None = None,
+) -> Iterator[HookedTransformer]:
+    """Add coeff · vector to resid_pre[layer] at `positions` (None: all) in every forward inside the block.
+
+    Positions that a (shorter) forward does not have are skipped, so prompt-position steering also works
+    while `generate` grows the sequence.
+    """
+    if not 0 <= layer < model.cfg.n_layers:
+        raise ValueError(f"layer {layer} out of range; the model has {model.cfg.n_layers} layers")
+    if vector.shape != (model.cfg.d_model,):
+        raise ValueError(f"steering vector must have shape ({model.cfg.d_model},), got {tuple(vector.shape)}")
+    delta = coeff * vector.detach()
+
+    def add(resid: Tensor, hook: HookPoint) -> Tensor:
+        n_pos = resid.shape[1]
+        if positions is None:
+            where: slice | list[int] = slice(None)
+        elif isinstance(positions, slice):
+            where = positions
+        else:
+            ps = [positions] if isinstance(positions, int) else list(positions)
+            where = [p for p in ps if -n_pos <= p < n_pos]
+        resid = resid.clone()
+        resid[:, where] += delta.to(resid)
+        return resid
+
+    with model.hooks([(f"blocks.{layer}.hook_resid_pre", add)]):
+        yield model

@@ -1,0 +1,183 @@
+"""Logit lens and direct logit attribution: reading the residual stream in vocabulary space.
+
+Logit lens (nostalgebraist 2020): push the residual after each block through ln_final and W_U as if it
+were the last one. Row `layer = l` reads the residual after l blocks (0 = the embeddings, n_layers = the
+model's real output).
+
+Direct logit attribution: ln_final is linear once its scale is frozen at this run's value, so the logit
+is a sum over everything written into the residual stream: embeddings, each head, each attention bias,
+each MLP (or each neuron and the MLP bias), plus a constant (ln_final's bias through W_U, and b_U).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import torch
+from torch import Tensor
+
+from interp.analysis.metrics import upcast
+from interp.analysis.runner import Input, ReadPos, TokenLike, prepare, read_index, token_ids
+from interp.model import HookedTransformer
+
+
+def logit_lens(
+    model: HookedTransformer,
+    input: Input,
+    target: TokenLike | None = None,
+    *,
+    k: int = 5,
+    positions: int | list[int] | None = None,
+) -> pd.DataFrame:
+    """One row per (example, layer, pos): top-k tokens, target probability and rank, KL to the final output.
+
+    `target` (one id, or one per example) defaults to the model's final top prediction at each position.
+    Columns: example, layer, pos, top_ids, top_probs (and top_tokens with a tokenizer), target,
+    target_prob, target_rank (0 = top), kl_to_final (KL(final ‖ layer), nats).
+    """
+    prompt = prepare(model, input)
+    n = model.cfg.n_layers
+    pos = (
+        list(range(prompt.n_pos))
+        if positions is None
+        else [positions]
+        if isinstance(positions, int)
+        else positions
+    )
+    bad = [p for p in pos if not -prompt.n_pos <= p < prompt.n_pos]
+    if bad:
+        raise ValueError(f"positions {bad} out of range for a {prompt.n_pos}-token input")
+    pos = [p % prompt.n_pos for p in pos]
+    names = [f"blocks.{layer}.hook_resid_pre" for layer in range(n)] + [f"blocks.{n - 1}.hook_resid_post"]
+    _, cache = model.run_with_cache(prompt.tokens, names_filter=names, attention_mask=prompt.mask)
+    with torch.no_grad():
+        final = upcast(model.unembed(model.ln_final(cache[names[-1]][:, pos]))).log_softmax(-1)
+    if target is None:
+        tgt = final.argmax(-1)  # [batch, pos]
+    else:
+        tgt = token_ids(model, target, prompt.batch)[:, None].expand(-1, len(pos))
+    frames = []
+    for layer, name in enumerate(names):
+        with torch.no_grad():
+            logp = upcast(model.unembed(model.ln_final(cache[name][:, pos]))).log_softmax(-1)
+        top = logp.topk(k, dim=-1)
+        t_logp = logp.gather(-1, tgt[..., None]).squeeze(-1)
+        rank = (logp > t_logp[..., None]).sum(-1)
+        kl = (final.exp() * (final - logp)).sum(-1)
+        b, p = torch.meshgrid(torch.arange(prompt.batch), torch.tensor(pos), indexing="ij")
+        frame = pd.DataFrame(
+            {
+                "example": b.flatten().tolist(),
+                "layer": layer,
+                "pos": p.flatten().tolist(),
+                "top_ids": top.indices.flatten(0, 1).tolist(),
+                "top_probs": top.values.exp().flatten(0, 1).tolist(),
+                "target": tgt.flatten().tolist(),
+                "target_prob": t_logp.exp().flatten().tolist(),
+                "target_rank": rank.flatten().tolist(),
+                "kl_to_final": kl.flatten().tolist(),
+            }
+        )
+        frames.append(frame)
+    df = pd.concat(frames, ignore_index=True)
+    if model.tokenizer is not None:
+        decode = model.tokenizer.decode
+        df.insert(4, "top_tokens", [[decode([i]) for i in ids] for ids in df["top_ids"]])
+    return df
+
+
+def direct_logit_attribution(
+    model: HookedTransformer,
+    input: Input,
+    target: TokenLike,
+    incorrect: TokenLike | None = None,
+    *,
+    read_pos: ReadPos = None,
+    neurons: bool = False,
+) -> pd.DataFrame:
+    """Each component's direct contribution to logit[target] (− logit[incorrect]), averaged over the batch.
+
+    Rows: embed, pos_embed (learned positions), one per head, attn_bias and mlp per layer; with
+    `neurons`, one per MLP neuron plus mlp_bias instead of mlp. The attributions sum to the logit (or
+    logit difference) minus attrs["constant"]; attrs["logit"] is the model's actual value.
+    Columns: component, layer, head, neuron, attribution.
+    """
+    prompt = prepare(model, input)
+    index = read_index(prompt, read_pos)
+    if not isinstance(index, Tensor):
+        raise ValueError("direct logit attribution reads one position per example; give read_pos as an int")
+    cfg = model.cfg
+    ids = token_ids(model, target, prompt.batch)
+    direction = model.tokens_to_residual_directions(ids)  # [batch, d_model], ln_final.w folded in
+    const = _readout_constant(model, ids)
+    if incorrect is not None:
+        wrong = token_ids(model, incorrect, prompt.batch)
+        direction = direction - model.tokens_to_residual_directions(wrong)
+        const = const - _readout_constant(model, wrong)
+    names = ["ln_final.hook_scale", "hook_embed"] + (
+        ["hook_pos_embed"] if model.pos_embed is not None else []
+    )
+    names += [f"blocks.{layer}.{h}" for layer in range(cfg.n_layers) for h in ("attn.hook_z", "hook_mlp_out")]
+    if neurons:
+        names += [f"blocks.{layer}.mlp.hook_post" for layer in range(cfg.n_layers)]
+    logits, cache = model.run_with_cache(prompt.tokens, names_filter=names, attention_mask=prompt.mask)
+    rows = torch.arange(prompt.batch, device=index.device)
+    scale = cache["ln_final.hook_scale"][rows, index]  # [batch, 1]
+
+    def attr(x: Tensor) -> Tensor:
+        """[batch, ..., d_model] at the read positions -> mean over the batch of its logit contribution."""
+        d = direction.view(prompt.batch, *[1] * (x.ndim - 2), -1)
+        s = scale.view(prompt.batch, *[1] * (x.ndim - 1))
+        return (model.ln_final.center(x) / s * d).sum(-1).mean(0)
+
+    out: list[dict] = []
+    with torch.no_grad():
+        for name in ("embed", "pos_embed"):
+            if f"hook_{name}" in cache:
+                out.append(
+                    {"component": name, "attribution": float(attr(cache[f"hook_{name}"][rows, index]))}
+                )
+        for layer in range(cfg.n_layers):
+            block = model.blocks[layer]
+            z = cache[f"blocks.{layer}.attn.hook_z"][rows, index]  # [batch, head, d_head]
+            heads = attr(torch.einsum("bhd,hdm->bhm", z, block.attn.W_O))
+            out += [
+                {"component": "head", "layer": layer, "head": h, "attribution": float(v)}
+                for h, v in enumerate(heads)
+            ]
+            if block.attn.b_O is not None:
+                b_O = block.attn.b_O.expand(prompt.batch, -1)
+                out.append({"component": "attn_bias", "layer": layer, "attribution": float(attr(b_O))})
+            if not neurons:
+                mlp = cache[f"blocks.{layer}.hook_mlp_out"][rows, index]
+                out.append({"component": "mlp", "layer": layer, "attribution": float(attr(mlp))})
+                continue
+            post = cache[f"blocks.{layer}.mlp.hook_post"][rows, index]  # [batch, d_mlp]
+            per_neuron = attr(post[..., None] * block.mlp.W_out)  # [d_mlp]
+            out += [
+                {"component": "neuron", "layer": layer, "neuron": i, "attribution": float(v)}
+                for i, v in enumerate(per_neuron)
+            ]
+            if block.mlp.b_out is not None:
+                b_out = block.mlp.b_out.expand(prompt.batch, -1)
+                out.append({"component": "mlp_bias", "layer": layer, "attribution": float(attr(b_out))})
+    df = pd.DataFrame(out)
+    df = df[[c for c in ("component", "layer", "head", "neuron", "attribution") if c in df]]
+    for col in ("layer", "head", "neuron"):
+        if col in df:
+            df[col] = df[col].astype("Int64")  # nullable ints: embeddings have no layer
+    actual = upcast(logits[rows, index]).gather(-1, ids[:, None]).squeeze(-1)
+    if incorrect is not None:
+        actual = actual - upcast(logits[rows, index]).gather(-1, wrong[:, None]).squeeze(-1)
+    df.attrs.update(logit=float(actual.mean()), constant=float(const.mean()))
+    return df
+
+
+def _readout_constant(model: HookedTransformer, ids: Tensor) -> Tensor:
+    """The part of logit[id] no component writes: ln_final's bias through W_U, plus b_U."""
+    const = torch.zeros(ids.shape, device=ids.device)
+    b = getattr(model.ln_final, "b", None)
+    if b is not None:
+        const = const + (b @ model.W_U[:, ids]).float()
+    if model.unembed.b_U is not None:
+        const = const + model.unembed.b_U[ids].float()
+    return const.detach()
