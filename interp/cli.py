@@ -78,11 +78,71 @@ def register_demo(subparsers: Subparsers) -> None:
     p.set_defaults(func=_demo)
 
 
+# --- run ----------------------------------------------------------------------------------------------
+
+REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
+EXPERIMENTS = {"context-injection": "context_injection.py", "factual-recall": "factual_recall.py"}
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Run experiment scripts from experiments/ with the remaining arguments (e.g. --quick, --model)."""
+    import runpy
+
+    names = list(EXPERIMENTS) if args.experiment == "all" else [args.experiment]
+    for name in names:
+        script = REPO / "experiments" / EXPERIMENTS[name]
+        if not script.exists():
+            print(f"error: {script} not found (interp run needs a source checkout)", file=sys.stderr)
+            return 2
+        module = runpy.run_path(str(script), run_name="interp_run")
+        code = module["main"](list(args.rest))
+        if code:
+            return int(code)
+    return 0
+
+
+def register_run(subparsers: Subparsers) -> None:
+    p = subparsers.add_parser("run", help="run an experiment: " + ", ".join([*EXPERIMENTS, "all"]))
+    p.add_argument("experiment", choices=[*EXPERIMENTS, "all"])
+    p.add_argument(
+        "rest", nargs=argparse.REMAINDER, help="passed to the experiment (--quick, --model, --out)"
+    )
+    p.set_defaults(func=_run)
+
+
+# --- dashboard ----------------------------------------------------------------------------------------
+
+
+def _dashboard(args: argparse.Namespace) -> int:
+    import subprocess
+
+    app = REPO / "apps" / "dashboard.py"
+    cmd = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(app),
+        "--server.headless",
+        str(args.headless).lower(),
+    ]
+    return subprocess.call([*cmd, "--server.port", str(args.port)])
+
+
+def register_dashboard(subparsers: Subparsers) -> None:
+    p = subparsers.add_parser("dashboard", help="open the Streamlit dashboard on the embedded model")
+    p.add_argument("--port", type=int, default=8501)
+    p.add_argument("--headless", action="store_true", help="do not open a browser")
+    p.set_defaults(func=_dashboard)
+
+
 # ------------------------------------------------------------------------------------------------------
 
 COMMANDS: dict[str, Callable[[Subparsers], None]] = {
     "params": register_params,
     "demo": register_demo,
+    "run": register_run,
+    "dashboard": register_dashboard,
 }
 
 
