@@ -26,7 +26,7 @@ from interp.analysis.runner import (
     edits_by_hook,
     layer_window,
     prepare,
-    run_cells,
+    prob_change,
     token_ids,
 )
 from interp.model import HookedTransformer
@@ -109,32 +109,10 @@ def knockout_sweep(
             cells.append(CellRun(span[0], edits_by_hook(edits)))
             rows.append({"sources": name, "layer": centre, "first_layer": span[0], "last_layer": span[-1]})
     index = torch.full((base.batch,), target, device=base.tokens.device)
-    starts = {c.start_layer for c in cells}
-    run = cached_run(model, base, [f"blocks.{s}.hook_resid_pre" for s in starts], index)
-    ids = run.logits.argmax(-1) if answer is None else token_ids(model, answer, base.batch)
-    rows_idx = torch.arange(base.batch, device=ids.device)
-    p_base = upcast(run.logits).softmax(-1)[rows_idx, ids]
-
-    def evaluate(logits: Tensor) -> Tensor:
-        p_new = upcast(logits).softmax(-1)[rows_idx, ids]
-        return torch.stack([p_new.mean(), (p_new / p_base - 1).mean()])
-
-    values, n_forward = run_cells(
-        model,
-        base,
-        lambda layer: run.cache[f"blocks.{layer}.hook_resid_pre"],
-        cells,
-        evaluate,
-        index,
-        max_rows=max_rows,
-        progress=progress,
-        desc="knockout",
+    df, ids = prob_change(
+        model, base, cells, rows, index, answer, desc="knockout", max_rows=max_rows, progress=progress
     )
-    df = pd.DataFrame(rows)
-    df["p_base"] = float(p_base.mean())
-    df["p_new"] = [float(v[0]) for v in values]
-    df["relative_change"] = [float(v[1]) for v in values]
-    df.attrs.update(n_forward=n_forward + 1, target_pos=target, answer=ids.tolist())
+    df.attrs.update(target_pos=target, answer=ids.tolist())
     return df
 
 

@@ -27,8 +27,8 @@ from interp.analysis.runner import (
     cached_run,
     edits_by_hook,
     prepare,
+    prob_change,
     read_index,
-    run_cells,
     token_ids,
     unembed_at,
 )
@@ -190,11 +190,6 @@ def neuron_effects(
         raise TypeError("neuron_effects takes Neuron specs (or groups of them)")
     index = read_index(base, read_pos)
     groups = [cell_sites(c) for c in cells_in]
-    starts = {min(s.layer for s in g) for g in groups}
-    run = cached_run(model, base, [f"blocks.{s}.hook_resid_pre" for s in starts], index)
-    ids = run.logits.argmax(-1) if target is None else token_ids(model, target, base.batch)
-    rows_idx = torch.arange(base.batch, device=ids.device)
-    p_base = upcast(run.logits).softmax(-1)[rows_idx, ids]
     cells, rows = [], []
     for cell, g in zip(cells_in, groups, strict=True):
         for f in factors:
@@ -202,24 +197,8 @@ def neuron_effects(
             cells.append(CellRun(min(s.layer for s in g), edits_by_hook(edits)))
             rows.append({**cell_row(cell), "factor": f})
 
-    def evaluate(logits: Tensor) -> Tensor:
-        p_new = upcast(logits).softmax(-1)[rows_idx, ids]
-        return torch.stack([p_new.mean(), (p_new / p_base - 1).mean()])
-
-    values, n_forward = run_cells(
-        model,
-        base,
-        lambda layer: run.cache[f"blocks.{layer}.hook_resid_pre"],
-        cells,
-        evaluate,
-        index,
-        max_rows=max_rows,
-        progress=progress,
-        desc="neuron edits",
+    df, ids = prob_change(
+        model, base, cells, rows, index, target, desc="neuron edits", max_rows=max_rows, progress=progress
     )
-    df = pd.DataFrame(rows)
-    df["p_base"] = float(p_base.mean())
-    df["p_new"] = [float(v[0]) for v in values]
-    df["relative_change"] = [float(v[1]) for v in values]
-    df.attrs.update(n_forward=n_forward + 1, target=ids.tolist())
+    df.attrs.update(target=ids.tolist())
     return df

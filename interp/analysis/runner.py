@@ -12,11 +12,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import groupby
 
+import pandas as pd
 import torch
 from jaxtyping import Float
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from interp.analysis.metrics import upcast
 from interp.hooks import HookPoint
 from interp.model import HookedTransformer
 
@@ -222,3 +224,49 @@ def edits_by_hook(pairs: Sequence[tuple[str, Edit]]) -> dict[str, list[Edit]]:
 def layer_window(layer: int, window: int, n_layers: int) -> range:
     """The `window` layers centred on `layer`, clipped to the model (ROME's and Geva et al.'s convention)."""
     return range(max(0, layer - window // 2), min(n_layers, layer - (-window // 2)))
+
+
+def prob_change(
+    model: HookedTransformer,
+    base: Prompt,
+    cells: Sequence[CellRun],
+    rows: list[dict],
+    index: Tensor | list[int],
+    answer: TokenLike | None,
+    *,
+    desc: str,
+    max_rows: int,
+    progress: bool | None,
+) -> tuple[pd.DataFrame, Tensor]:
+    """P(answer) under each edit cell, as Geva et al. report it: p_base, p_new, (p_new − p_base) / p_base.
+
+    `answer` defaults to the unedited run's top prediction. Returns one row per cell (`rows` plus those
+    columns; attrs n_forward) and the answer ids.
+    """
+    starts = {c.start_layer for c in cells}
+    run = cached_run(model, base, [f"blocks.{s}.hook_resid_pre" for s in starts], index)
+    ids = run.logits.argmax(-1) if answer is None else token_ids(model, answer, base.batch)
+    rows_idx = torch.arange(base.batch, device=ids.device)
+    p_base = upcast(run.logits).softmax(-1)[rows_idx, ids]
+
+    def evaluate(logits: Tensor) -> Tensor:
+        p_new = upcast(logits).softmax(-1)[rows_idx, ids]
+        return torch.stack([p_new.mean(), (p_new / p_base - 1).mean()])
+
+    values, n_forward = run_cells(
+        model,
+        base,
+        lambda layer: run.cache[f"blocks.{layer}.hook_resid_pre"],
+        cells,
+        evaluate,
+        index,
+        max_rows=max_rows,
+        progress=progress,
+        desc=desc,
+    )
+    df = pd.DataFrame(rows)
+    df["p_base"] = float(p_base.mean())
+    df["p_new"] = [float(v[0]) for v in values]
+    df["relative_change"] = [float(v[1]) for v in values]
+    df.attrs.update(n_forward=n_forward + 1)
+    return df, ids
