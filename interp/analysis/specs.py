@@ -76,6 +76,13 @@ class Site:
                 if not -n_pos <= p < n_pos:
                     raise ValueError(f"{self}: position {p} out of range for a {n_pos}-token input")
 
+    @classmethod
+    def every(
+        cls, model: HookedTransformer, n_pos: int | None = None, layers: Iterable[int] | None = None
+    ) -> list:
+        """One site per (layer, position) for layer-wide sites (Attn, MLP); per layer when n_pos is None."""
+        return [cls(layer, p) for layer in _layers(model, layers) for p in _positions(n_pos)]
+
     def to_row(self) -> dict[str, Any]:
         """Columns describing this site in a results DataFrame (pos is left out when it is None)."""
         row: dict[str, Any] = {"site": self.kind}
@@ -142,12 +149,6 @@ class Attn(Site):
     def hook_name(self) -> str:
         return f"blocks.{self.layer}.hook_attn_out"
 
-    @classmethod
-    def every(
-        cls, model: HookedTransformer, n_pos: int | None = None, layers: Iterable[int] | None = None
-    ) -> list[Attn]:
-        return [cls(layer, p) for layer in _layers(model, layers) for p in _positions(n_pos)]
-
 
 @dataclass(frozen=True)
 class MLP(Site):
@@ -160,12 +161,6 @@ class MLP(Site):
     @property
     def hook_name(self) -> str:
         return f"blocks.{self.layer}.hook_mlp_out"
-
-    @classmethod
-    def every(
-        cls, model: HookedTransformer, n_pos: int | None = None, layers: Iterable[int] | None = None
-    ) -> list[MLP]:
-        return [cls(layer, p) for layer in _layers(model, layers) for p in _positions(n_pos)]
 
 
 @dataclass(frozen=True)
