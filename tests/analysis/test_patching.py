@@ -118,7 +118,7 @@ def test_frame_columns_forward_count_and_normalisation():
     full = patch(model, corrupted, clean, [Resid(0)], metric)
     assert full["normalized"].item() == pytest.approx(1.0, abs=1e-5)
     assert full.attrs["source_metric"] == pytest.approx(float(metric(model(clean)[:, -1].detach())), abs=1e-5)
-    assert full.attrs["base_metric"] == pytest.approx(float(metric(model(corrupted)[:, -1])), abs=1e-5)
+    assert full.attrs["base_metric"] == pytest.approx(float(metric(model(corrupted)[:, -1].detach())), abs=1e-5)
     head = denoise(model, clean, corrupted, [Head(1, 2, pos=(1, 3))], metric)
     assert list(head.columns) == ["site", "layer", "head", "pos", "metric", "normalized"]
 
