@@ -118,7 +118,9 @@ def test_frame_columns_forward_count_and_normalisation():
     full = patch(model, corrupted, clean, [Resid(0)], metric)
     assert full["normalized"].item() == pytest.approx(1.0, abs=1e-5)
     assert full.attrs["source_metric"] == pytest.approx(float(metric(model(clean)[:, -1].detach())), abs=1e-5)
-    assert full.attrs["base_metric"] == pytest.approx(float(metric(model(corrupted)[:, -1].detach())), abs=1e-5)
+    assert full.attrs["base_metric"] == pytest.approx(
+        float(metric(model(corrupted)[:, -1].detach())), abs=1e-5
+    )
     head = denoise(model, clean, corrupted, [Head(1, 2, pos=(1, 3))], metric)
     assert list(head.columns) == ["site", "layer", "head", "pos", "metric", "normalized"]
 
@@ -144,7 +146,10 @@ def test_read_positions_and_padded_text():
             act[site.selector] = cache[site.hook_name][site.selector]
             return act
 
-        logits = model.run_with_hooks(corr_tokens, attention_mask=mask, fwd_hooks=[(site.hook_name, hook)])
+        with torch.no_grad():
+            logits = model.run_with_hooks(
+                corr_tokens, attention_mask=mask, fwd_hooks=[(site.hook_name, hook)]
+            )
         assert row.metric == pytest.approx(float(metric(logits[torch.arange(2), last])), abs=1e-4)
 
 
