@@ -1,0 +1,29 @@
+"""The `interp` console script: demo on the embedded model, and clear errors for bad arguments."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from interp.cli import main
+
+
+def test_demo_tells_the_residual_story(capsys):
+    assert main(["demo"]) == 0
+    out = capsys.readouterr().out
+    assert "' Paris'" in out.split("next-token predictions:")[1].splitlines()[1]  # top-1
+    sums = re.findall(r"^\s+\d+\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+(\S+)$", out, flags=re.M)
+    assert len(sums) == 4 and all(float(s) < 1e-5 for s in sums)  # resid_post = resid_pre + ΔE_attn + ΔE_mlp
+
+
+def test_demo_bad_model_is_a_clear_error(capsys, tmp_path):
+    assert main(["demo", "--model", str(tmp_path / "missing") + "/"]) == 2
+    assert "no such folder" in capsys.readouterr().out
+
+
+def test_run_rejects_unknown_experiment(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["run", "nope"])
+    assert exc.value.code == 2
+    assert "invalid choice: 'nope'" in capsys.readouterr().err
