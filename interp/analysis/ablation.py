@@ -63,8 +63,12 @@ def ablation_edits(
     names = list(dict.fromkeys(s.hook_name for s in sites))
     _, cache = model.run_with_cache(ref.tokens, names_filter=names, attention_mask=ref.mask)
     if method == "mean":
-        means = {s: _mean(cache[s.hook_name], getattr(s, "part", ""), per_position) for s in sites}
+        means = {s: _mean(cache[s.hook_name], ref.mask, _pos_dim(s), per_position) for s in sites}
         return [(s.hook_name, _replace(s, means[s])) for s in sites]
+    if ref.mask is not None and not bool(ref.mask.all()):
+        raise ValueError(
+            "resample ablation needs reference prompts of one token length (padding would be copied)"
+        )
     gen = torch.Generator().manual_seed(seed)
     return [(s.hook_name, _resample(s, cache[s.hook_name], gen)) for s in sites]
 
@@ -76,10 +80,21 @@ def _zero(site: Spec) -> Edit:
     return edit
 
 
-def _mean(acts: Tensor, part: str, per_position: bool) -> Tensor:
-    if per_position or part == "pattern":  # a pattern averaged over query positions is not a pattern
-        return acts.mean(0, keepdim=True)
-    return acts.mean((0, 1), keepdim=True)
+def _pos_dim(site: Spec) -> int:
+    """The activation axis holding token positions: queries for a pattern, else axis 1."""
+    return 2 if getattr(site, "part", "") == "pattern" else 1
+
+
+def _mean(acts: Tensor, mask: Tensor | None, pos_dim: int, per_position: bool) -> Tensor:
+    """Mean over the reference batch (and positions), counting real tokens only, never padding."""
+    shape = [1] * acts.ndim
+    shape[0], shape[pos_dim] = acts.shape[0], acts.shape[pos_dim]
+    weight = torch.ones(shape, dtype=acts.dtype, device=acts.device)
+    if mask is not None:
+        weight = mask.to(acts).view(shape)
+    # A pattern averaged over query positions is not a pattern: patterns are always per position.
+    dims = (0,) if per_position or pos_dim == 2 else (0, pos_dim)
+    return (acts * weight).sum(dims, keepdim=True) / weight.sum(dims, keepdim=True).clamp(min=1)
 
 
 def _replace(site: Spec, value: Tensor) -> Edit:
@@ -123,6 +138,10 @@ def ablate(
     by_hook = edits_by_hook(ablation_edits(model, sites, method, reference, per_position, seed))
 
     def apply(act: Tensor, hook: HookPoint) -> Tensor:
+        n_pos = act.shape[-1] if hook.name.endswith("hook_pattern") else act.shape[1]
+        for site in sites:  # positions can only be checked once the run's length is known
+            if site.hook_name == hook.name:
+                site.validate(model, n_pos)
         act = act.clone()
         for edit in by_hook[hook.name]:
             edit(act)

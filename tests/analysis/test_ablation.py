@@ -123,3 +123,33 @@ def test_hooks_are_removed_and_errors_are_clear():
     with pytest.raises(ValueError, match="reference has 4 positions but this run has 6"):
         run_ablated(model, tokens, MLP(1), method="mean", reference=tokens[:, :4])
     assert model.hook_count() == 0
+
+
+def test_mean_over_padded_references_ignores_padding():
+    """The mean of a padded reference batch equals the mean of the same prompts run one by one."""
+    model = gpt2_like()
+    refs = ["The capital of France is Paris", "The capital"]
+    site = MLP(1)
+    with torch.no_grad():
+        acts = [model.run_with_cache(r, names_filter=site.hook_name)[1][site.hook_name][0] for r in refs]
+    per_pos = torch.stack([a.sum(0) for a in acts]).sum(0) / sum(a.shape[0] for a in acts)
+
+    def reference_hook(act, hook):
+        act = act.clone()
+        act[:] = per_pos
+        return act
+
+    prompt = "The capital of Italy is"
+    with torch.no_grad():
+        expected = model.run_with_hooks(prompt, fwd_hooks=[(site.hook_name, reference_hook)])
+    got = run_ablated(model, prompt, [site], method="mean", reference=refs, per_position=False).logits
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
+
+
+def test_resample_rejects_padded_references_and_positions_are_checked():
+    model = gpt2_like()
+    with pytest.raises(ValueError, match="one token length"):
+        run_ablated(model, "The capital", [MLP(0)], method="resample", reference=["The capital of", "Paris"])
+    with pytest.raises(ValueError, match="position 9 out of range for a 3-token input"):
+        run_ablated(model, "The capital", [MLP(0, pos=9)])
+    assert model.hook_count() == 0

@@ -1,0 +1,73 @@
+"""interp dashboard: explore a prompt, ablate heads, MLP layers and neurons live.
+
+    interp dashboard                  # or: streamlit run apps/dashboard.py
+
+The sidebar picks the model, the prompt and the view; the whole view state lives in the URL (apps/state.py),
+so a copied link reproduces the page. Views talk to the library only through apps/backend.py.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+# `streamlit run` puts apps/ on sys.path, not the repository root that `apps.*` imports need.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import streamlit as st  # noqa: E402
+
+from apps import backend, state  # noqa: E402
+from apps.views import attention, flow, guard, lens, patching, predict, seed, tracing  # noqa: E402
+
+VIEW_MODULES = {
+    "predict": predict,
+    "attention": attention,
+    "flow": flow,
+    "lens": lens,
+    "tracing": tracing,
+    "patching": patching,
+}
+LOCAL = "Local folder…"
+
+st.set_page_config(page_title="interp dashboard", page_icon="🔬", layout="wide")
+view, notes = state.current(st.session_state, st.query_params.to_dict())
+for note in notes:
+    st.warning(note)
+
+with st.sidebar:
+    st.title("interp")
+    embedded = backend.embedded_models()
+    choice = st.selectbox(
+        "Model", [*embedded, LOCAL], key=seed("model_choice", view.model if view.model in embedded else LOCAL)
+    )
+    model = choice
+    if choice == LOCAL:
+        model = st.text_input(
+            "Model folder",
+            key=seed("model_path", "" if view.model in embedded else view.model),
+            placeholder="/path/to/hf-or-interp-model",
+            help="A Hugging Face folder (config.json + weights + tokenizer) or one saved by model.save().",
+        ).strip()
+    prompt = st.text_input("Prompt", key=seed("prompt", view.prompt))
+    page = st.radio("View", list(state.VIEWS), format_func=state.VIEWS.get, key=seed("view", view.view))
+    view = replace(view, model=model, prompt=prompt, view=page)
+
+    info = None
+    with guard():
+        info = backend.model_info(model)
+        st.caption(
+            f"{info.n_layers} layers · {info.n_heads} heads · d_model {info.d_model} · d_mlp {info.d_mlp} · "
+            f"context {info.n_ctx} · {info.n_params / 1e6:.2f}M parameters"
+        )
+
+st.header(state.VIEWS[view.view])
+if info is None:
+    st.error("Pick an embedded model or a valid folder in the sidebar.")
+else:
+    view, fit_notes = state.fit(view, info.n_layers, info.n_heads, info.d_mlp)
+    for note in fit_notes:
+        st.warning(note)
+    with guard():
+        view = VIEW_MODULES[view.view].render(view, info)
+state.commit(st.session_state, st.query_params, view)

@@ -1,0 +1,230 @@
+"""The dashboard's whole view state: a frozen dataclass that round-trips through URL query parameters.
+
+A copied link reproduces the view. Every field the user can change is encoded in `st.query_params` under
+its own name; fields at their default are left out so links stay short; a malformed value falls back to
+the default with a note instead of breaking the page. Sites are written compactly:
+
+    ?view=predict&heads=L0H1,L2H3&mlp=0&neurons=L2N117&method=mean&positions=4,5
+
+Everything here is plain Python (no Streamlit import): the session and the query parameters are passed
+in as mappings, so the module is unit-tested directly.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, MutableMapping
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+VIEWS: dict[str, str] = {
+    "predict": "Predict & ablate",
+    "attention": "Attention",
+    "flow": "Context flow",
+    "lens": "Logit lens",
+    "tracing": "Fact tracing",
+    "patching": "Patching",
+}
+METHODS = ("zero", "mean", "resample")
+SITES = ("resid", "attn", "mlp", "head")
+METRICS = ("logit_diff", "prob")
+# Same-template prompts: mean and resample ablation average over prompts with the prompt's token count.
+DEFAULT_REFERENCE = "\n".join(
+    f"The capital of {c} is" for c in ("Germany", "Italy", "Spain", "Japan", "Egypt", "Canada")
+)
+
+Pairs = tuple[tuple[int, int], ...]
+
+
+@dataclass(frozen=True)
+class ViewState:
+    model: str = "tiny-facts"  # an embedded model's name or a local folder
+    prompt: str = "The capital of France is"
+    view: str = "predict"  # a key of VIEWS
+    heads: Pairs = ()  # ablated heads, (layer, head)
+    attn: tuple[int, ...] = ()  # ablated attention layers
+    mlp: tuple[int, ...] = ()  # ablated MLP layers
+    neurons: Pairs = ()  # ablated neurons, (layer, index)
+    method: str = "zero"  # one of METHODS
+    positions: tuple[int, ...] = ()  # positions the ablation touches; () = every position
+    reference: str = DEFAULT_REFERENCE  # mean/resample reference prompts, one per line
+    target: str = ""  # target / answer token; "" = the model's top prediction
+    layer: int = 0  # selected layer (attention, fact tracing)
+    head: int = 0  # selected head (attention)
+    dest: int = -1  # selected destination position; negative counts from the end
+    threshold: float = 0.05  # context-flow edge threshold
+    subject: str = "France"  # fact-tracing subject
+    window: int = 1  # fact-tracing restore window (layers) for MLP and attention traces
+    clean: str = "The capital of France is"  # patching
+    corrupted: str = "The capital of Italy is"
+    site: str = "resid"  # patching site kind, one of SITES
+    metric: str = "logit_diff"  # patching metric, one of METRICS
+
+    def has_ablation(self) -> bool:
+        return bool(self.heads or self.attn or self.mlp or self.neurons)
+
+
+DEFAULT = ViewState()
+
+
+# --- site lists as text: "L0H1,L2H3", "L2N117", "0,2" -------------------------------------------------
+
+
+def _pairs_parser(letter: str) -> Callable[[str], Pairs]:
+    pattern = re.compile(rf"L(\d+){letter}(\d+)", re.IGNORECASE)
+
+    def parse(text: str) -> Pairs:
+        out: list[tuple[int, int]] = []
+        for item in filter(None, (s.strip() for s in text.split(","))):
+            m = pattern.fullmatch(item)
+            if m is None:
+                raise ValueError(f"{item!r} is not of the form L<layer>{letter}<index>, e.g. L2{letter}5")
+            out.append((int(m[1]), int(m[2])))
+        return tuple(sorted(set(out)))
+
+    return parse
+
+
+parse_heads = _pairs_parser("H")
+parse_neurons = _pairs_parser("N")
+
+
+def format_heads(heads: Pairs) -> str:
+    return ",".join(f"L{a}H{b}" for a, b in heads)
+
+
+def format_neurons(neurons: Pairs) -> str:
+    return ",".join(f"L{a}N{b}" for a, b in neurons)
+
+
+def parse_ints(text: str) -> tuple[int, ...]:
+    items = [s.strip() for s in text.split(",") if s.strip()]
+    bad = [s for s in items if not re.fullmatch(r"-?\d+", s)]
+    if bad:
+        raise ValueError(f"{', '.join(bad)} not integers")
+    return tuple(sorted({int(s) for s in items}))
+
+
+def format_ints(values: tuple[int, ...]) -> str:
+    return ",".join(map(str, values))
+
+
+def _choice(options: tuple[str, ...] | dict[str, str]) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if text not in options:
+            raise ValueError(f"{text!r} is not one of {', '.join(options)}")
+        return text
+
+    return parse
+
+
+def _bounded_int(low: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < low:
+            raise ValueError(f"{value} is below {low}")
+        return value
+
+    return parse
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{value} is outside [0, 1]")
+    return value
+
+
+# field -> (parse from text, format to text); fields not listed are plain strings.
+CODECS: dict[str, tuple[Callable[[str], Any], Callable[[Any], str]]] = {
+    "view": (_choice(VIEWS), str),
+    "heads": (parse_heads, format_heads),
+    "attn": (parse_ints, format_ints),
+    "mlp": (parse_ints, format_ints),
+    "neurons": (parse_neurons, format_neurons),
+    "method": (_choice(METHODS), str),
+    "positions": (parse_ints, format_ints),
+    "layer": (_bounded_int(0), str),
+    "head": (_bounded_int(0), str),
+    "dest": (int, str),
+    "threshold": (_fraction, lambda v: f"{v:g}"),
+    "window": (_bounded_int(1), str),
+    "site": (_choice(SITES), str),
+    "metric": (_choice(METRICS), str),
+}
+
+
+def _codec(name: str) -> tuple[Callable[[str], Any], Callable[[Any], str]]:
+    return CODECS.get(name, (str, str))
+
+
+def to_query(state: ViewState) -> dict[str, str]:
+    """Query parameters for the fields that differ from their defaults."""
+    out = {}
+    for f in fields(ViewState):
+        value = getattr(state, f.name)
+        if value != getattr(DEFAULT, f.name):
+            out[f.name] = _codec(f.name)[1](value)
+    return out
+
+
+def from_query(params: Mapping[str, str | list[str]]) -> tuple[ViewState, list[str]]:
+    """The state a link describes, and a note for each value that had to fall back to its default."""
+    values, notes = {}, []
+    names = {f.name for f in fields(ViewState)}
+    for key, raw in params.items():
+        if key not in names:
+            continue  # other apps' or analytics parameters
+        text = raw[-1] if isinstance(raw, list) else raw  # st.query_params keeps the last repeat too
+        try:
+            values[key] = _codec(key)[0](text)
+        except ValueError as e:
+            notes.append(f"Ignored the link's {key}={text!r}: {e}.")
+    return ViewState(**values), notes
+
+
+def fit(state: ViewState, n_layers: int, n_heads: int, d_mlp: int) -> tuple[ViewState, list[str]]:
+    """Drop sites the model does not have (a link made for another model); say what was dropped."""
+    dropped: list[str] = []
+
+    def keep(items: tuple, ok: Callable[[Any], bool], label: Callable[[Any], str]) -> tuple:
+        dropped.extend(label(x) for x in items if not ok(x))
+        return tuple(x for x in items if ok(x))
+
+    fitted = replace(
+        state,
+        heads=keep(state.heads, lambda x: x[0] < n_layers and x[1] < n_heads, lambda x: f"L{x[0]}H{x[1]}"),
+        attn=keep(state.attn, lambda x: x < n_layers, lambda x: f"attention layer {x}"),
+        mlp=keep(state.mlp, lambda x: x < n_layers, lambda x: f"MLP layer {x}"),
+        neurons=keep(state.neurons, lambda x: x[0] < n_layers and x[1] < d_mlp, lambda x: f"L{x[0]}N{x[1]}"),
+        layer=min(state.layer, n_layers - 1),
+        head=min(state.head, n_heads - 1),
+    )
+    notes = [f"The model has no {', '.join(dropped)}; dropped from the ablation."] if dropped else []
+    return fitted, notes
+
+
+# --- the session: one canonical state per browser tab ---------------------------------------------------
+
+SESSION_KEY = "_view_state"
+
+
+def current(session: MutableMapping[str, Any], params: Mapping[str, Any]) -> tuple[ViewState, list[str]]:
+    """The session's state; on a session's first run, the state the URL describes (and its notes).
+
+    The state is kept apart from widget values because Streamlit forgets a widget's value when a rerun
+    does not draw it (another view is shown), while the link must keep every view's settings.
+    """
+    if SESSION_KEY in session:
+        return session[SESSION_KEY], []
+    state, notes = from_query(params)
+    session[SESSION_KEY] = state
+    return state, notes
+
+
+def commit(session: MutableMapping[str, Any], query_params: Any, state: ViewState) -> None:
+    """Keep the state for the next rerun and write it into the URL (only when the URL changes)."""
+    session[SESSION_KEY] = state
+    wanted = to_query(state)
+    if query_params.to_dict() != wanted:
+        query_params.from_dict(wanted)
