@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 # What add_subparsers() returns; each register_<name> function adds one parser to it.
 Subparsers = argparse._SubParsersAction
@@ -80,7 +81,7 @@ def register_demo(subparsers: Subparsers) -> None:
 
 # --- run ----------------------------------------------------------------------------------------------
 
-REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[1]
 EXPERIMENTS = {"context-injection": "context_injection.py", "factual-recall": "factual_recall.py"}
 
 
@@ -90,12 +91,16 @@ def _run(args: argparse.Namespace) -> int:
 
     names = list(EXPERIMENTS) if args.experiment == "all" else [args.experiment]
     for name in names:
+        rest = list(args.rest)
+        if args.experiment == "all" and "--out" in rest[:-1]:  # one folder each, or reports overwrite
+            i = rest.index("--out") + 1
+            rest[i] = str(Path(rest[i]) / name)
         script = REPO / "experiments" / EXPERIMENTS[name]
         if not script.exists():
             print(f"error: {script} not found (interp run needs a source checkout)", file=sys.stderr)
             return 2
         module = runpy.run_path(str(script), run_name="interp_run")
-        code = module["main"](list(args.rest))
+        code = module["main"](rest)
         if code:
             return int(code)
     return 0

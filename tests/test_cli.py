@@ -27,3 +27,9 @@ def test_run_rejects_unknown_experiment(capsys):
         main(["run", "nope"])
     assert exc.value.code == 2
     assert "invalid choice: 'nope'" in capsys.readouterr().err
+
+
+def test_run_all_gives_each_experiment_its_own_folder(tmp_path, capsys):
+    assert main(["run", "all", "--quick", "--out", str(tmp_path)]) == 0
+    for name in ("context-injection", "factual-recall"):
+        assert (tmp_path / name / "report.md").exists()

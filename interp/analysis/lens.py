@@ -11,6 +11,8 @@ each MLP (or each neuron and the MLP bias), plus a constant (ln_final's bias thr
 
 from __future__ import annotations
 
+from typing import Literal
+
 import pandas as pd
 import torch
 from torch import Tensor
@@ -26,44 +28,52 @@ def logit_lens(
     target: TokenLike | None = None,
     *,
     k: int = 5,
-    positions: int | list[int] | None = None,
+    positions: int | list[int] | Literal["last"] | None = None,
 ) -> pd.DataFrame:
     """One row per (example, layer, pos): top-k tokens, target probability and rank, KL to the final output.
 
     `target` (one id, or one per example) defaults to the model's final top prediction at each position.
     Columns: example, layer, pos, top_ids, top_probs (and top_tokens with a tokenizer), target,
     target_prob, target_rank (0 = top), kl_to_final (KL(final ‖ layer), nats).
+    `positions="last"` reads each example's last real token, which differs per row in a padded batch;
+    padding positions never get rows.
     """
     prompt = prepare(model, input)
     n = model.cfg.n_layers
-    pos = (
-        list(range(prompt.n_pos))
-        if positions is None
-        else [positions]
-        if isinstance(positions, int)
-        else positions
-    )
-    bad = [p for p in pos if not -prompt.n_pos <= p < prompt.n_pos]
-    if bad:
-        raise ValueError(f"positions {bad} out of range for a {prompt.n_pos}-token input")
-    pos = [p % prompt.n_pos for p in pos]
+    if positions == "last":
+        idx = prompt.last_pos()[:, None]
+    else:
+        pos = (
+            list(range(prompt.n_pos))
+            if positions is None
+            else [positions]
+            if isinstance(positions, int)
+            else positions
+        )
+        bad = [p for p in pos if not -prompt.n_pos <= p < prompt.n_pos]
+        if bad:
+            raise ValueError(f"positions {bad} out of range for a {prompt.n_pos}-token input")
+        idx = torch.tensor([p % prompt.n_pos for p in pos]).expand(prompt.batch, -1)
+    idx = idx.to(prompt.tokens.device)
+    rows = torch.arange(prompt.batch, device=idx.device)[:, None]
+    n_read = idx.shape[1]
     names = [f"blocks.{layer}.hook_resid_pre" for layer in range(n)] + [f"blocks.{n - 1}.hook_resid_post"]
     _, cache = model.run_with_cache(prompt.tokens, names_filter=names, attention_mask=prompt.mask)
     with torch.no_grad():
-        final = upcast(model.unembed(model.ln_final(cache[names[-1]][:, pos]))).log_softmax(-1)
+        final = upcast(model.unembed(model.ln_final(cache[names[-1]][rows, idx]))).log_softmax(-1)
     if target is None:
         tgt = final.argmax(-1)  # [batch, pos]
     else:
-        tgt = token_ids(model, target, prompt.batch)[:, None].expand(-1, len(pos))
+        tgt = token_ids(model, target, prompt.batch)[:, None].expand(-1, n_read)
     frames = []
     for layer, name in enumerate(names):
         with torch.no_grad():
-            logp = upcast(model.unembed(model.ln_final(cache[name][:, pos]))).log_softmax(-1)
+            logp = upcast(model.unembed(model.ln_final(cache[name][rows, idx]))).log_softmax(-1)
         top = logp.topk(k, dim=-1)
         t_logp = logp.gather(-1, tgt[..., None]).squeeze(-1)
         rank = (logp > t_logp[..., None]).sum(-1)
         kl = (final.exp() * (final - logp)).sum(-1)
-        b, p = torch.meshgrid(torch.arange(prompt.batch), torch.tensor(pos), indexing="ij")
+        b, p = rows.expand_as(idx), idx
         frame = pd.DataFrame(
             {
                 "example": b.flatten().tolist(),
@@ -79,6 +89,9 @@ def logit_lens(
         )
         frames.append(frame)
     df = pd.concat(frames, ignore_index=True)
+    if prompt.mask is not None:
+        real = prompt.mask.bool().cpu()[torch.tensor(df["example"].values), torch.tensor(df["pos"].values)]
+        df = df[real.numpy()].reset_index(drop=True)
     if model.tokenizer is not None:
         decode = model.tokenizer.decode
         df.insert(4, "top_tokens", [[decode([i]) for i in ids] for ids in df["top_ids"]])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from analysis_helpers import gpt2_like, llama_like, token_pair
@@ -65,3 +66,18 @@ def test_direct_logit_attribution_sums_to_the_logit(make):
         parts = diff[(diff.layer == layer) & diff.component.isin(["neuron", "mlp_bias"])]["attribution"].sum()
         whole = per_mlp[(per_mlp.layer == layer) & (per_mlp.component == "mlp")]["attribution"].item()
         assert parts == pytest.approx(whole, abs=1e-4)
+
+
+def test_last_position_in_a_padded_batch_matches_single_runs():
+    model = gpt2_like()
+    prompts = ["The capital of France is", "The capital"]
+    batch = logit_lens(model, prompts, positions="last")
+    assert len(batch) == 2 * (model.cfg.n_layers + 1)
+    for i, p in enumerate(prompts):
+        alone = logit_lens(model, p, positions=-1)
+        rows = batch[batch["example"] == i].reset_index(drop=True)
+        assert rows["pos"].tolist() == alone["pos"].tolist()
+        np.testing.assert_allclose(rows["target_prob"], alone["target_prob"], atol=1e-5)
+    full = logit_lens(model, prompts)  # padding positions get no rows
+    n_real = [len(model.to_tokens(p)[0]) for p in prompts]
+    assert len(full) == sum(n_real) * (model.cfg.n_layers + 1)
