@@ -250,8 +250,11 @@ def disambiguation_examples(seed: int = 0) -> list[Example]:
     return out
 
 
-def _binding(rng: random.Random, n_people: int) -> Example:
-    """One binding item; the queried attribute differs between all people, so only binding answers it."""
+def _binding_scene(rng: random.Random, n_people: int) -> tuple[str, list[str], list[Country], str, int]:
+    """Relation, names, countries, context sentences and queried index of one binding item.
+
+    The queried attribute differs between all people, so only binding answers it.
+    """
     relation = rng.choice(sorted(BINDING_QUERIES))
     names = rng.sample(BINDING_NAMES, n_people)
     countries: list[Country] = []
@@ -262,9 +265,32 @@ def _binding(rng: random.Random, n_people: int) -> Example:
     places = [c.capital if rng.random() < 0.5 else display_name(c.name) for c in countries]
     target = rng.randrange(n_people)
     context = " ".join(f"{n} lives in {p}." for n, p in zip(names, places, strict=True))
+    return relation, names, countries, context, target
+
+
+def _binding(rng: random.Random, n_people: int) -> Example:
+    """One binding item: the context sentences, then a query about one of the people."""
+    relation, names, countries, context, target = _binding_scene(rng, n_people)
     prompt = f"{context} {BINDING_QUERIES[relation].format(n=names[target])}"
     answer = " " + getattr(countries[target], relation)
     return Example(prompt, answer, f"binding{n_people}", "train", names[target], relation)
+
+
+def _binding_doc(rng: random.Random, n_people: int, n_queries: int) -> list[str]:
+    """Binding context, then queries about `n_queries` distinct people (same relation), with answers.
+
+    Why: in the two-person prototypes, answering with *either* person's attribute already earned half the
+    reward and binding stayed at chance. A second query per document doubles the supervised binding
+    tokens, and three people make the shortcut pay only a third. (In our 2,000-step runs it did not lift
+    two-person binding above chance; see interp/models/tiny_facts/MODEL_CARD.md.)
+    """
+    relation, names, countries, context, target = _binding_scene(rng, n_people)
+    others = [i for i in range(n_people) if i != target]
+    queried = [target, *rng.sample(others, n_queries - 1)]
+    queries = [
+        f"{BINDING_QUERIES[relation].format(n=names[i])} {getattr(countries[i], relation)}." for i in queried
+    ]
+    return [context, *queries]
 
 
 def binding_examples(n: int, n_people: int, seed: int) -> list[Example]:
@@ -305,11 +331,11 @@ def _document(rng: random.Random, split_seed: int) -> str:
     """One short document (1-4 sentences, well under 60 tokens): the mix is tuned to the three skills."""
     facts, scene_pairs = _train_pools(split_seed)
     r = rng.random()
-    if r < 0.40:  # 1-3 facts, sometimes with a distractor in between
+    if r < 0.45:  # 1-3 facts, sometimes with a distractor in between
         sentences = [rng.choice(facts) for _ in range(rng.choice((1, 2, 2, 3)))]
         if rng.random() < 0.3:
             sentences.insert(rng.randrange(len(sentences) + 1), _distractor(rng))
-    elif r < 0.60:  # scene, then the ambiguous word a few tokens later
+    elif r < 0.62:  # scene, then the ambiguous word a few tokens later
         scene, word = rng.choice(scene_pairs)
         sense = next(s for d, s in POLYSEMES[word] if scene in DOMAIN_SCENES[d])
         sentences = [f"{_disambiguation_prompt(scene, rng.choice(BRIDGES), word)} {sense}."]
@@ -317,8 +343,10 @@ def _document(rng: random.Random, split_seed: int) -> str:
             sentences.insert(0, rng.choice((_distractor(rng), rng.choice(facts))))
     elif r < 0.70:
         sentences = [_binding(rng, 1).text + "."]
-    elif r < 0.95:  # two-person binding is the hard skill: give it the most clean data
-        sentences = [_binding(rng, 2).text + "."]
+    elif r < 0.88:  # two-person binding is the hard skill: give it the most clean data
+        sentences = _binding_doc(rng, 2, n_queries=rng.choice((1, 2)))
+    elif r < 0.95:
+        sentences = _binding_doc(rng, 3, n_queries=1)
     else:
         sentences = [_distractor(rng) for _ in range(rng.choice((1, 2, 3)))]
     return " ".join(sentences)

@@ -1,0 +1,142 @@
+"""The embedded tiny-facts model: it loads, it knows its facts, training lowers the loss, bad input is clear."""
+
+from __future__ import annotations
+
+import importlib.util
+import random
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+import interp
+import interp.models
+from interp.loading import LoadError
+from interp.tiny_facts.corpus import eval_sets
+from interp.tiny_facts.evaluate import ablation_table, accuracy
+
+REPO = Path(__file__).resolve().parents[1]
+PACKAGED = Path(interp.models.HERE) / "tiny_facts"
+
+# Thresholds on fixed subsamples, a little below the shipped model's full-set figures (MODEL_CARD.md) so
+# sampling noise cannot fail them, while a broken model or evaluation still does. Where the model misses
+# the issue's target (held-out 0.945 vs 0.95 on the full set, never-trained templates 0.27 vs 0.80,
+# disambiguation 0.948 vs 0.95) the threshold guards what we ship, not the target.
+THRESHOLDS = {
+    "trained": (300, 0.98),  # target 0.99; full set 0.997
+    "heldout": (300, 0.93),  # target 0.95; full set 0.945
+    "unseen": (300, 0.18),  # target 0.80; full set 0.271 (missed, see the card)
+    "disambiguation_heldout": (192, 0.92),  # target 0.95; full set 0.948
+    "binding1": (200, 0.95),  # target 0.95; full set 1.0
+}
+
+
+@pytest.fixture(scope="module")
+def model() -> interp.HookedTransformer:
+    return interp.load("tiny-facts")
+
+
+@pytest.fixture(scope="module")
+def sets() -> dict[str, list]:
+    return eval_sets(seed=0)
+
+
+def test_default_load_is_tiny_facts(model: interp.HookedTransformer) -> None:
+    start = time.perf_counter()
+    default = interp.load()
+    elapsed = time.perf_counter() - start
+    assert elapsed < 2.0  # the issue asks < 1 s; CI machines get slack
+    assert default.cfg == model.cfg
+    for (name, a), (_, b) in zip(default.state_dict().items(), model.state_dict().items(), strict=True):
+        assert torch.equal(a, b), name
+    size = sum(f.stat().st_size for f in PACKAGED.iterdir() if f.is_file())
+    assert size < 20 * 2**20
+
+
+def test_paris(model: interp.HookedTransformer) -> None:
+    tokens = model.to_tokens("The capital of France is")
+    assert tokens[0, 0].item() == 0  # BOS was prepended
+    logits = model(tokens)[0, -1]
+    assert model.to_string(logits.argmax()) == " Paris"
+
+
+@pytest.mark.parametrize("name", list(THRESHOLDS))
+def test_accuracy_thresholds(model: interp.HookedTransformer, sets: dict[str, list], name: str) -> None:
+    n, threshold = THRESHOLDS[name]
+    sample = random.Random(0).sample(sets[name], min(n, len(sets[name])))
+    assert accuracy(model, sample) >= threshold
+
+
+def test_padding_does_not_change_predictions(model: interp.HookedTransformer, sets: dict[str, list]) -> None:
+    # Batched (right-padded) scoring must agree with scoring each prompt alone.
+    sample = random.Random(1).sample(sets["binding2"], 8) + random.Random(1).sample(sets["trained"], 8)
+    batched = accuracy(model, sample, batch_size=16)
+    alone = sum(accuracy(model, [e], batch_size=1) for e in sample) / len(sample)
+    assert batched == pytest.approx(alone)
+
+
+def test_ablation_table_shape(model: interp.HookedTransformer, sets: dict[str, list]) -> None:
+    rows = ablation_table(model, sets["trained"][:40])
+    assert [(r["layer"], r["component"]) for r in rows] == [
+        (layer, c) for layer in range(model.cfg.n_layers) for c in ("attn", "mlp")
+    ]
+    for r in rows:
+        assert r["zero_drop"] == pytest.approx(r["clean"] - r["zero"])
+        assert 0.0 <= r["mean"] <= 1.0
+    # Zeroing every layer's MLP at once is not in the table, but some single ablation must hurt the facts.
+    assert max(r["zero_drop"] for r in rows) > 0.3
+
+
+def _train_module():
+    path = REPO / "experiments" / "train_tiny_facts.py"
+    spec = importlib.util.spec_from_file_location("train_tiny_facts", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_short_training_run_lowers_loss(tmp_path: Path) -> None:
+    train = _train_module()
+    metrics = train.train(train.QUICK, tmp_path, full_eval=False, progress=False)
+    assert metrics["loss_last"] < metrics["loss_first"] - 0.3
+    # Same seed, same run: the shipped checkpoint is reproducible.
+    again = train.train(train.QUICK, tmp_path / "again", full_eval=False, progress=False)
+    first, second = metrics["model"].state_dict(), again["model"].state_dict()
+    assert first.keys() == second.keys()
+    for name in first:
+        assert torch.equal(first[name], second[name]), name
+    loaded = interp.load(str(tmp_path))  # the run's output is a loadable model folder
+    assert loaded.cfg == metrics["model"].cfg
+    assert (tmp_path / "eval.json").exists()
+
+
+def test_unknown_name_lists_available() -> None:
+    with pytest.raises(LoadError, match="tiny-facts"):
+        interp.models.embedded_path("nope")
+    # Not a folder and not a valid hub id: rejected before any network access, listing embedded names.
+    with pytest.raises(LoadError, match="tiny-facts"):
+        interp.load("no such model!")
+
+
+def test_missing_packaged_file_is_clear(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    shutil.copytree(PACKAGED, tmp_path / "tiny_facts")
+    (tmp_path / "tiny_facts" / "model.safetensors").unlink()
+    monkeypatch.setattr(interp.models, "HERE", tmp_path)
+    with pytest.raises(LoadError, match="incomplete.*model.safetensors"):
+        interp.load("tiny-facts")
+
+
+def test_corrupt_packaged_file_is_clear(tmp_path: Path) -> None:
+    folder = tmp_path / "tiny_facts"
+    shutil.copytree(PACKAGED, folder)
+    weights = folder / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    with pytest.raises(LoadError, match="truncated or corrupt"):
+        interp.load(str(folder))
+    (folder / "interp_config.json").write_text("{not json")
+    with pytest.raises(LoadError, match="malformed"):
+        interp.load(str(folder))
