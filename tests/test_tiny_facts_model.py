@@ -21,16 +21,14 @@ from interp.tiny_facts.evaluate import ablation_table, accuracy
 REPO = Path(__file__).resolve().parents[1]
 PACKAGED = Path(interp.models.HERE) / "tiny_facts"
 
-# Thresholds on fixed subsamples, a little below the shipped model's full-set figures (MODEL_CARD.md) so
-# sampling noise cannot fail them, while a broken model or evaluation still does. Where the model misses
-# the target (held-out 0.945 vs 0.95 on the full set, never-trained templates 0.27 vs 0.80,
-# disambiguation 0.948 vs 0.95) the threshold guards what we ship, not the target.
+# The accuracy targets, checked on fixed subsamples so the file stays fast (the full-set figures are
+# in MODEL_CARD.md). Two-person binding has no hard target ("aim >= 0.80"); it is reported in the card.
 THRESHOLDS = {
-    "trained": (300, 0.98),  # target 0.99; full set 0.997
-    "heldout": (300, 0.93),  # target 0.95; full set 0.945
-    "unseen": (300, 0.18),  # target 0.80; full set 0.271 (missed, see the card)
-    "disambiguation_heldout": (192, 0.92),  # target 0.95; full set 0.948
-    "binding1": (200, 0.95),  # target 0.95; full set 1.0
+    "trained": (300, 0.99),  # full set 1.000
+    "heldout": (300, 0.95),  # full set 0.983
+    "unseen": (300, 0.80),  # full set 0.900
+    "disambiguation_heldout": (192, 0.95),  # full set 1.000
+    "binding1": (200, 0.95),  # full set 1.000
 }
 
 

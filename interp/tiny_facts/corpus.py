@@ -34,7 +34,9 @@ from interp.tiny_facts.world import (
     Country,
 )
 
-# Template 0 of each relation is always trained; the LAST template is never trained ("unseen"); of the
+# Template 0 of each relation is always trained; the LAST template is never trained ("unseen"); it is a
+# new arrangement of words the corpus uses, so it tests generalisation across phrasings, not knowledge the
+# closed world never states (MODEL_CARD.md, R6: "Prices in X are listed in the" scored 0). Of the
 # ones in between, 1-2 per fact are held out. "{s}'s" becomes a possessive, "{s}" the subject (with
 # "the" where the country needs it). No filled template may be a substring of another (tested), or a
 # held-out sentence would hide inside a trained one.
@@ -64,7 +66,7 @@ FACT_TEMPLATES: dict[str, tuple[str, ...]] = {
         "The official currency of {s} is the",
         "{s} uses the",
         "The money used in {s} is the",
-        "Prices in {s} are listed in the",
+        "The money of {s} is the",
     ),
     "continent": (
         "{s} is located in",
@@ -73,7 +75,7 @@ FACT_TEMPLATES: dict[str, tuple[str, ...]] = {
         "The continent of {s} is",
         "{s} is found on the continent of",
         "{s} belongs to the continent of",
-        "{s} is part of",
+        "{s} is a country on the continent of",
     ),
     "birth_country": (
         "{s} was born in",
@@ -97,7 +99,7 @@ FACT_TEMPLATES: dict[str, tuple[str, ...]] = {
         "The sport that {s} plays is",
         "{s} spends weekends playing",
         "The favorite sport of {s} is",
-        "{s} is really good at",
+        "{s}'s sport is",
     ),
 }
 COUNTRY_RELATIONS: tuple[str, ...] = ("capital", "language", "currency", "continent")
@@ -135,6 +137,30 @@ DISTRACTORS: tuple[str, ...] = (
     "She opened the window.",
     "The shop closed at noon.",
     "He forgot his umbrella.",
+)
+
+# Everyday sentences that use every word of every template, never-trained ones included, outside any fact.
+# Why: a word the corpus never shows as input keeps a junk embedding (it is only ever trained as an unlikely
+# output), so a never-trained template built from such words cannot be read at all; a real language model
+# has seen its words before. Each avoids the template's own frame ("is part of", "to be a", "good at",
+# "grew up in", "listed in the"), so no template continuation is taught here.
+WORD_SENTENCES: tuple[str, ...] = (
+    "The bird spread its wings.",
+    "The old car lost its wheel.",
+    "The national park was quiet.",
+    "They sang the national song.",
+    "Prices went up again.",
+    "All the prices were low.",
+    "The menu listed every dish.",
+    "Part of the cake was gone.",
+    "She read part of the letter.",
+    "The plants grew fast.",
+    "The children grew tall.",
+    "It will be sunny tomorrow.",
+    "The dog was trained well.",
+    "They trained every morning.",
+    "The film was really long.",
+    "The bread smelled good.",
 )
 
 
@@ -320,7 +346,7 @@ def _train_pools(split_seed: int) -> tuple[tuple[str, ...], tuple[tuple[str, str
 
 
 def _distractor(rng: random.Random) -> str:
-    template = rng.choice(DISTRACTORS)
+    template = rng.choice(DISTRACTORS + WORD_SENTENCES)
     country = rng.choice(COUNTRIES)
     return template.format(
         country=display_name(country.name), city=country.capital, person=rng.choice(PEOPLE).name

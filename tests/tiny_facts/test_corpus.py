@@ -177,3 +177,16 @@ def test_binding_answers_match_world(n_people: int) -> None:
         name, verb, answer = re.search(r"(\w+) (speaks|pays with the) (\w+)\.$", doc).groups()
         attr = "language" if verb == "speaks" else "currency"
         assert getattr(_place_country(lived[name]), attr) == answer
+
+
+def test_every_template_word_is_seen_as_input(docs: list[str]) -> None:
+    """A never-trained template must still be made of words the model has read somewhere."""
+    import re
+
+    from interp.tiny_facts.corpus import FACT_TEMPLATES
+
+    seen = {w for d in docs for w in re.findall(r"[a-z]+", d.lower())}
+    for relation, templates in FACT_TEMPLATES.items():
+        for t in templates:
+            missing = set(re.findall(r"[a-z]+", t.replace("{s}", "").lower())) - seen
+            assert not missing, f"{relation} template {t!r}: {sorted(missing)} never appear in training docs"
