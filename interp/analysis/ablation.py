@@ -63,8 +63,12 @@ def ablation_edits(
     names = list(dict.fromkeys(s.hook_name for s in sites))
     _, cache = model.run_with_cache(ref.tokens, names_filter=names, attention_mask=ref.mask)
     if method == "mean":
-        means = {s: _mean(cache[s.hook_name], ref.mask, _pos_dim(s), per_position) for s in sites}
-        return [(s.hook_name, _replace(s, means[s])) for s in sites]
+        edits = []
+        for s in sites:
+            acts, dim = cache[s.hook_name], _pos_dim(s)
+            mean = _mean(acts, ref.mask, dim, per_position)
+            edits.append((s.hook_name, _replace(s, mean, _mean(acts, ref.mask, dim, False), dim)))
+        return edits
     if ref.mask is not None and not bool(ref.mask.all()):
         raise ValueError(
             "resample ablation needs reference prompts of one token length (padding would be copied)"
@@ -97,14 +101,26 @@ def _mean(acts: Tensor, mask: Tensor | None, pos_dim: int, per_position: bool) -
     return (acts * weight).sum(dims, keepdim=True) / weight.sum(dims, keepdim=True).clamp(min=1)
 
 
-def _replace(site: Spec, value: Tensor) -> Edit:
+def _replace(site: Spec, value: Tensor, overall: Tensor, pos_dim: int) -> Edit:
+    """Write the reference mean. A run shorter than the reference takes its first positions; a longer one
+    (generation under ablation) takes the mean over all the reference's real positions beyond them."""
+
     def edit(rows: Tensor) -> None:
-        if value.shape[1] not in (1, rows.shape[1]):
-            raise ValueError(
-                f"{site}: the reference has {value.shape[1]} positions but this run has {rows.shape[1]}; "
-                "use a reference of the same length or per_position=False"
-            )
-        rows[site.selector] = value.expand_as(rows)[site.selector]
+        n, have = rows.shape[pos_dim], value.shape[pos_dim]
+        fill = value
+        if have not in (1, n):
+            if pos_dim == 2:  # a pattern [batch, head, query, key]: both position axes follow the run
+                if n > have:
+                    raise ValueError(
+                        f"{site}: the reference has {have} positions but this run has {n}; "
+                        "mean-ablating a pattern needs a reference at least as long as the run"
+                    )
+                fill = value[:, :, :n, :n]
+            elif n < have:
+                fill = value[:, :n]
+            else:
+                fill = torch.cat([value, overall.expand(-1, n - have, *value.shape[2:])], dim=1)
+        rows[site.selector] = fill.expand_as(rows)[site.selector]
 
     return edit
 

@@ -120,8 +120,10 @@ def test_hooks_are_removed_and_errors_are_clear():
         run_ablated(model, tokens, Head(0, 1), method="median")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="head 9 out of range"):
         run_ablated(model, tokens, Head(0, 9))
-    with pytest.raises(ValueError, match="reference has 4 positions but this run has 6"):
-        run_ablated(model, tokens, MLP(1), method="mean", reference=tokens[:, :4])
+    with pytest.raises(
+        ValueError, match="reference has 4 positions but this run has 6; mean-ablating a pattern"
+    ):
+        run_ablated(model, tokens, Head(1, 0, part="pattern"), method="mean", reference=tokens[:, :4])
     assert model.hook_count() == 0
 
 

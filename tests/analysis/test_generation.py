@@ -80,3 +80,28 @@ def test_steering_vector_and_scoped_addition():
             pass
     with pytest.raises(ValueError, match="layer 5 out of range"):
         steering_vector(model, pos_tokens, neg_tokens, layer=5)
+
+
+def test_generation_under_mean_ablation_extends_the_reference_mean():
+    """Past the reference's length, per-position mean ablation uses the mean over all its real positions."""
+    model = gpt2_like()
+    tokens, _ = token_pair(model, batch=1, n_pos=4)
+    reference, _ = token_pair(model, batch=3, n_pos=4, seed=5)
+    site = MLP(1)
+    with torch.no_grad():
+        acts = model.run_with_cache(reference, names_filter=site.hook_name)[1][site.hook_name]
+    per_pos, overall = acts.mean(0), acts.mean((0, 1))
+
+    def hook(act, hook):
+        n = act.shape[1]
+        fill = torch.cat([per_pos, overall.expand(max(n - 4, 0), -1)])[:n]
+        return fill.expand_as(act).clone()
+
+    expected = tokens
+    for _ in range(4):
+        with torch.no_grad():
+            nxt = model.run_with_hooks(expected, fwd_hooks=[(site.hook_name, hook)])[:, -1].argmax(-1)
+        expected = torch.cat([expected, nxt[:, None]], dim=1)
+    with ablate(model, site, method="mean", reference=reference):
+        got = generate(model, tokens, 4)
+    assert torch.equal(got, expected)
