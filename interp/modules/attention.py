@@ -84,9 +84,10 @@ class Attention(nn.Module):
 
     def _explicit(self, q: Tensor, k: Tensor, v: Tensor, seq: Sequence) -> Tensor:
         group = self.n_heads // self.n_kv_heads
-        k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)
-        scores = (q @ k.transpose(-1, -2)) * self.scale
-        scores = self.hook_attn_scores(scores.masked_fill(~seq.mask(self.window), float("-inf")))
+        if group > 1:  # grouped-query: each kv head serves `group` query heads
+            k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)
+        scores = (q @ k.transpose(-1, -2)) * self.scale  # a fresh tensor, so masking in place is safe
+        scores = self.hook_attn_scores(scores.masked_fill_(~seq.mask(self.window), float("-inf")))
         # Softmax in at least float32 (half-precision models), without demoting float64 ones.
         pattern = self.hook_pattern(
             scores.softmax(-1, dtype=torch.promote_types(q.dtype, torch.float32)).to(q.dtype)

@@ -27,9 +27,9 @@ class LayerNorm(nn.Module):
     def forward(self, x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_model"]:
         if not (self.hook_scale.active or self.hook_normalized.active):
             return F.layer_norm(x, self.w.shape, self.w, self.b, self.eps)
-        x = x - x.mean(-1, keepdim=True)
-        scale = self.hook_scale((x.pow(2).mean(-1, keepdim=True) + self.eps).sqrt())
-        return self.hook_normalized(x / scale) * self.w + self.b
+        var, mean = torch.var_mean(x, -1, correction=0, keepdim=True)  # one pass over x for both
+        scale = self.hook_scale((var + self.eps).sqrt())
+        return torch.addcmul(self.b, self.hook_normalized((x - mean) / scale), self.w)
 
     def center(self, x: Tensor) -> Tensor:
         """The linear part applied before dividing by the scale (used to push stacks through a frozen LN)."""
