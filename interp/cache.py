@@ -65,6 +65,20 @@ def cache_hooks(
     return [(n, save) for n in names]
 
 
+def deferred_results(model: HookedTransformer, names: list[str]) -> dict[str, str]:
+    """hook_result names the cache can derive from hook_z after the run, {result name: z name}.
+
+    Per-head results are n_heads times the size of z (113 MiB for GPT-2 small at 4x64); when nothing but the
+    cache wants them, materialising them inside the forward costs time and memory for keys that may never
+    be read. A hook_result with a hook of its own (which may edit it) is computed in the forward as usual.
+    """
+    return {
+        n: n.removesuffix("hook_result") + "hook_z"
+        for n in names
+        if n.endswith(".attn.hook_result") and not model.hook_dict[n].active
+    }
+
+
 def _slice_pos(x: Tensor, pos_slice: PosSlice, pos_dim: int = -2) -> Tensor:
     if pos_slice is None:
         return x
@@ -83,9 +97,20 @@ def _slice_bounds(s: slice, n: int) -> tuple[int, int]:
 
 
 class ActivationCache(Mapping[str, Tensor]):
-    def __init__(self, store: dict[str, Tensor], model: HookedTransformer) -> None:
-        self._store = store
+    def __init__(
+        self,
+        store: dict[str, Tensor],
+        model: HookedTransformer,
+        keys: list[str] | None = None,
+        deferred: dict[str, str] | None = None,
+    ) -> None:
+        self._store = store  # what is held: the requested activations, and z kept for deferred results
         self.model = model
+        self._keys = list(store) if keys is None else keys
+        # Deferred per-head results: computed from z and W_O on first access, with W_O as it was in the run.
+        self._deferred = {
+            name: (z, self._W_O(name), self._W_O(name)._version) for name, z in (deferred or {}).items()
+        }
 
     # ---- mapping -------------------------------------------------------------------------------------------
     def __getitem__(self, key: str | tuple[Any, ...]) -> Tensor:
@@ -93,24 +118,43 @@ class ActivationCache(Mapping[str, Tensor]):
             name = key if key in self._store or "." in key or key.startswith("hook_") else act_name(key)
         else:
             name = act_name(*key)
-        if name not in self._store:
+        if name in self._deferred:
+            self._store[name] = self._derive_result(name)
+        if name not in self._keys:
             raise KeyError(
                 f"{name!r} is not in this cache; run_with_cache with a names_filter that includes it"
             )
         return self._store[name]
 
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and key in self._keys
+
     def __iter__(self) -> Iterator[str]:
-        return iter(self._store)
+        return iter(self._keys)
 
     def __len__(self) -> int:
-        return len(self._store)
+        return len(self._keys)
+
+    def _W_O(self, result_name: str) -> Tensor:
+        return self.model.get_submodule(result_name.removesuffix(".hook_result")).W_O
+
+    def _derive_result(self, name: str) -> Tensor:
+        z_name, W_O, version = self._deferred.pop(name)
+        if W_O._version != version:
+            raise RuntimeError(
+                f"{name}: W_O was modified after the run, so the per-head result cannot be derived"
+            )
+        z = self._store[z_name]
+        return torch.einsum("bphd,hdm->bphm", z, W_O.detach().to(z.device, z.dtype))
 
     def __repr__(self) -> str:
         return f"ActivationCache({len(self)} activations, {self.nbytes / 2**20:.1f} MiB)"
 
     @property
     def nbytes(self) -> int:
-        """Bytes summed over keys; equals `unique_nbytes()` because no two keys share storage."""
+        """Bytes held, summed over tensors; equals `unique_nbytes()` because no two share storage.
+
+        Deferred per-head results count once they are read."""
         return sum(t.numel() * t.element_size() for t in self._store.values())
 
     def unique_nbytes(self) -> int:
@@ -200,8 +244,8 @@ class ActivationCache(Mapping[str, Tensor]):
         parts, labels = [], []
         for i in range(layer):
             name = act_name("result", i)
-            if name in self._store:
-                result = self._store[name]
+            if name in self:
+                result = self[name]
             else:
                 W_O = self.model.blocks[i].attn.W_O.to(self["z", i].device)
                 result = torch.einsum("bphd,hdm->bphm", self["z", i], W_O)

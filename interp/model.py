@@ -16,7 +16,7 @@ from jaxtyping import Float, Int
 from torch import Tensor, nn
 
 from interp import tokens as tok_utils
-from interp.cache import ActivationCache, cache_hooks
+from interp.cache import ActivationCache, cache_hooks, deferred_results
 from interp.config import ModelConfig
 from interp.hooks import HookedRootModule, HookPoint, HookSpec, NameFilter
 from interp.modules.block import TransformerBlock
@@ -142,12 +142,18 @@ class HookedTransformer(HookedRootModule):
         device: torch.device | str | None = None,
         **forward_kwargs: Any,
     ) -> tuple[Any, ActivationCache]:
-        """Forward once, keeping the activations selected by `names_filter` (default: all)."""
+        """Forward once, keeping the activations selected by `names_filter` (default: all).
+
+        Per-head results (`hook_result`) that no other hook needs are derived from z on first access.
+        """
+        names = self.resolve_hook_names(names_filter)
+        deferred = deferred_results(self, names)
+        attach = [n for n in names if n not in deferred]
+        attach += [z for z in deferred.values() if z not in attach]
         store: dict[str, Tensor] = {}
-        hooks = cache_hooks(self.resolve_hook_names(names_filter), store, device)
-        with self.hooks(hooks), torch.no_grad():
+        with self.hooks(cache_hooks(attach, store, device)), torch.no_grad():
             out = self(input, **forward_kwargs)
-        return out, ActivationCache(store, self)
+        return out, ActivationCache(store, self, keys=names, deferred=deferred)
 
     # ---- tokens --------------------------------------------------------------------------------------------
     def to_tokens(

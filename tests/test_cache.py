@@ -94,3 +94,42 @@ def test_to_device_and_cache_device(model, run):
     assert cache.to("cpu") is cache
     _, meta_cache = model.run_with_cache(run[0], names_filter="blocks.0.hook_resid_pre", device="meta")
     assert meta_cache["resid_pre", 0].device.type == "meta"
+
+
+def test_deferred_head_results_equal_the_forwards_own(model, run):
+    """A user hook on hook_result makes the forward compute it; the same run otherwise defers it."""
+    toks = run[0]
+    _, cache = model.run_with_cache(toks)
+    with model.hooks([(lambda n: n.endswith("hook_result"), lambda x, hook: None)]):
+        _, eager = model.run_with_cache(toks)
+    assert all(f"blocks.{i}.attn.hook_result" in eager._store for i in range(3))  # computed in the forward
+    held = cache.nbytes
+    # Layer 0 sees identical inputs: bitwise equal. Later layers differ in the last bit only, because an
+    # eager forward sums per-head results into attn_out where the deferred one uses the fused matmul.
+    torch.testing.assert_close(cache["result", 0], eager["result", 0], atol=0, rtol=0)
+    for layer in range(3):
+        torch.testing.assert_close(cache["result", layer], eager["result", layer], atol=1e-6, rtol=0)
+        W_O = model.blocks[layer].attn.W_O
+        torch.testing.assert_close(
+            cache["result", layer], torch.einsum("bphd,hdm->bphm", cache["z", layer], W_O)
+        )
+    assert cache.nbytes > held  # derived on first read, then held like any other key
+    assert cache.nbytes == cache.unique_nbytes()
+
+
+def test_result_only_cache_hides_the_z_it_derives_from(model, run):
+    toks = run[0]
+    _, cache = model.run_with_cache(toks, names_filter="blocks.1.attn.hook_result")
+    assert list(cache) == ["blocks.1.attn.hook_result"] and "blocks.1.attn.hook_z" not in cache
+    with pytest.raises(KeyError, match="not in this cache"):
+        cache["z", 1]
+    assert cache["result", 1].shape == (2, 7, 4, 32)
+
+
+def test_deferred_result_refuses_changed_weights(run):
+    model = interp.load(make_hf("gpt2"))
+    _, cache = model.run_with_cache(run[0], names_filter="blocks.0.attn.hook_result")
+    with torch.no_grad():
+        model.blocks[0].attn.W_O.mul_(2)
+    with pytest.raises(RuntimeError, match="W_O was modified after the run"):
+        cache["result", 0]
