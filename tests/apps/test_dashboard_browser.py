@@ -136,6 +136,10 @@ def metrics(driver) -> dict[str, str]:
     return out
 
 
+def query(driver) -> dict[str, list[str]]:
+    return parse_qs(urlparse(driver.current_url).query)
+
+
 def after_value(driver, label_part: str) -> str | None:
     return next((v for k, v in metrics(driver).items() if label_part in k), None)
 
@@ -164,14 +168,15 @@ def test_type_prompt_toggle_ablation_and_screenshot(tmp_path):
             driver, f"{label} for the new prompt", lambda d: after_value(d, f"{label}, nothing ablated")
         )
         assert shown == f"{p_before:.4f}"
-        assert parse_qs(urlparse(driver.current_url).query)["prompt"] == [PROMPT]
+        # The URL is updated by its own message after the page renders: wait for it like any other change.
+        wait_for(driver, "the prompt in the URL", lambda d: query(d).get("prompt") == [PROMPT])
 
         driver.find_element(By.CSS_SELECTOR, ".st-key-mlp_0 label").click()  # zero-ablate MLP 0
         ablated = wait_for(
             driver, f"{label} after ablation", lambda d: after_value(d, f"{label} after ablation")
         )
         assert ablated == f"{p_ablated:.4f}" and ablated != shown
-        assert parse_qs(urlparse(driver.current_url).query)["mlp"] == ["0"]
+        wait_for(driver, "the ablation in the URL", lambda d: query(d).get("mlp") == ["0"])
 
         time.sleep(1.0)  # let the charts finish drawing before the picture
         shot = tmp_path / "dashboard.png"
