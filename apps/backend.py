@@ -44,7 +44,7 @@ from interp.analysis import (
     subject_span,
     top_neurons,
 )
-from interp.models import EMBEDDED
+from interp.embedded import EMBEDDED
 
 
 class InputError(ValueError):

@@ -47,9 +47,9 @@ from torch import Tensor
 
 from interp import reporting as R
 from interp.analysis import Head, Resid, context_flow, denoise, flow_graph, logit_diff, subject_span
-from interp.model import HookedTransformer
-from interp.tiny_facts.corpus import disambiguation_examples, fact_examples
-from interp.tiny_facts.world import POLYSEMES
+from interp.embedded.tiny_facts.corpus import disambiguation_examples, fact_examples
+from interp.embedded.tiny_facts.world import POLYSEMES
+from interp.transformer import HookedTransformer
 
 NAME = "context-injection"
 SETTINGS = {

@@ -61,8 +61,8 @@ from interp.analysis import (
     prob,
     subject_span,
 )
-from interp.model import HookedTransformer
-from interp.tiny_facts.corpus import FACT_TEMPLATES, fact_examples, render, training_documents
+from interp.embedded.tiny_facts.corpus import FACT_TEMPLATES, fact_examples, render, training_documents
+from interp.transformer import HookedTransformer
 
 NAME = "factual-recall"
 SETTINGS = {

@@ -7,10 +7,12 @@ logits, cache = model.run_with_cache("The capital of France is")
 
 from interp.cache import ActivationCache, act_name
 from interp.config import ModelConfig
+from interp.errors import LoadError, ParityError
 from interp.hooks import HookPoint
-from interp.loading import LoadError, ParityError, load
-from interp.model import HookedTransformer
+from interp.loading import load
 from interp.params import param_breakdown
+from interp.storage import save
+from interp.transformer import HookedTransformer
 
 __all__ = [
     "ActivationCache",
@@ -22,4 +24,5 @@ __all__ = [
     "act_name",
     "load",
     "param_breakdown",
+    "save",
 ]

@@ -18,7 +18,7 @@ from torch import Tensor
 from interp.hooks import HookPoint, HookSpec
 
 if TYPE_CHECKING:
-    from interp.model import HookedTransformer
+    from interp.transformer import HookedTransformer
 
 PosSlice = int | slice | Sequence[int] | Tensor | None
 

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.figure import Figure
 
-    from interp.model import HookedTransformer
+    from interp.transformer import HookedTransformer
 
 
 class UsageError(Exception):

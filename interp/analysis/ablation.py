@@ -39,7 +39,7 @@ from interp.analysis.runner import (
 )
 from interp.analysis.specs import Cell, Spec, cell_row, cell_sites, validate_cells
 from interp.hooks import HookPoint
-from interp.model import HookedTransformer
+from interp.transformer import HookedTransformer
 
 Method = Literal["zero", "mean", "resample"]
 

@@ -29,7 +29,7 @@ from interp.analysis.runner import (
 )
 from interp.analysis.specs import Cell, cell_row, cell_sites, validate_cells
 from interp.hooks import HookPoint
-from interp.model import HookedTransformer
+from interp.transformer import HookedTransformer
 
 
 def attribution_patch(

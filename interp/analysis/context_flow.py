@@ -19,7 +19,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from interp.analysis.runner import Input, prepare
-from interp.model import HookedTransformer
+from interp.transformer import HookedTransformer
 
 
 def importance(parts: Float[Tensor, "... part d_model"], whole: Float[Tensor, "... d_model"]) -> Tensor:

@@ -20,7 +20,7 @@ from torch import Tensor
 from interp.analysis.metrics import upcast
 from interp.analysis.runner import Input, prepare
 from interp.hooks import HookPoint
-from interp.model import HookedTransformer
+from interp.transformer import HookedTransformer
 
 
 def generate(

@@ -29,7 +29,7 @@ from interp.analysis.runner import (
     prob_change,
     token_ids,
 )
-from interp.model import HookedTransformer
+from interp.transformer import HookedTransformer
 
 
 @dataclass(frozen=True)

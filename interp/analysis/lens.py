@@ -19,7 +19,7 @@ from torch import Tensor
 
 from interp.analysis.metrics import upcast
 from interp.analysis.runner import Input, ReadPos, TokenLike, prepare, read_index, token_ids
-from interp.model import HookedTransformer
+from interp.transformer import HookedTransformer
 
 
 def logit_lens(

@@ -34,7 +34,7 @@ from interp.analysis.runner import (
 )
 from interp.analysis.specs import Neuron, Spec, cell_row, cell_sites, validate_cells
 from interp.hooks import HookPoint
-from interp.model import HookedTransformer
+from interp.transformer import HookedTransformer
 
 
 def _layers(model: HookedTransformer, layers: Sequence[int] | None) -> list[int]:

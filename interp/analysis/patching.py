@@ -37,7 +37,7 @@ from interp.analysis.runner import (
     scalar,
 )
 from interp.analysis.specs import Cell, Selector, cell_row, cell_sites, validate_cells
-from interp.model import HookedTransformer
+from interp.transformer import HookedTransformer
 
 
 def copy_edit(source: Tensor, selector: Selector) -> Edit:

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from interp.analysis.metrics import upcast
 from interp.hooks import HookPoint
-from interp.model import HookedTransformer
+from interp.transformer import HookedTransformer
 
 Input = str | Sequence[str] | Tensor
 ReadPos = int | Sequence[int] | None  # None: each example's last real token

@@ -19,7 +19,7 @@ from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 if TYPE_CHECKING:
-    from interp.model import HookedTransformer
+    from interp.transformer import HookedTransformer
 
 Pos = int | tuple[int, ...] | None
 HeadPart = Literal["z", "q", "k", "v", "pattern"]

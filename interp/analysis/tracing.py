@@ -36,7 +36,7 @@ from interp.analysis.runner import (
 )
 from interp.analysis.specs import MLP, Attn, Resid, Spec
 from interp.hooks import HookPoint
-from interp.model import HookedTransformer
+from interp.transformer import HookedTransformer
 
 Kind = Literal["resid", "mlp", "attn"]
 

@@ -116,7 +116,7 @@ def test_other_architecture(script, capsys, tmp_path):
 
     import interp
     from interp.config import ModelConfig
-    from interp.model import HookedTransformer
+    from interp.transformer import HookedTransformer
 
     tokenizer = interp.load().tokenizer
     cfg = ModelConfig(d_model=32, n_layers=2, n_heads=4, n_kv_heads=2, d_head=8, d_mlp=48, d_vocab=len(tokenizer),

@@ -10,8 +10,8 @@ from collections import Counter
 
 import pytest
 
-from interp.tiny_facts import corpus, world
-from interp.tiny_facts.corpus import (
+from interp.embedded.tiny_facts import corpus, world
+from interp.embedded.tiny_facts.corpus import (
     FACT_TEMPLATES,
     Example,
     binding_examples,
@@ -40,7 +40,7 @@ def test_same_seed_same_corpus(docs: list[str]) -> None:
 def test_deterministic_across_processes() -> None:
     """A fresh interpreter has a different PYTHONHASHSEED; output must not depend on it."""
     code = (
-        "import hashlib; from interp.tiny_facts.corpus import training_documents, eval_sets;"
+        "import hashlib; from interp.embedded.tiny_facts.corpus import training_documents, eval_sets;"
         "e = eval_sets(0, 20); print(hashlib.sha256(repr((training_documents(300, 5), e)).encode()).hexdigest())"
     )
     env_out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -183,7 +183,7 @@ def test_every_template_word_is_seen_as_input(docs: list[str]) -> None:
     """A never-trained template must still be made of words the model has read somewhere."""
     import re
 
-    from interp.tiny_facts.corpus import FACT_TEMPLATES
+    from interp.embedded.tiny_facts.corpus import FACT_TEMPLATES
 
     seen = {w for d in docs for w in re.findall(r"[a-z]+", d.lower())}
     for relation, templates in FACT_TEMPLATES.items():

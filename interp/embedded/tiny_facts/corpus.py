@@ -22,7 +22,7 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from interp.tiny_facts.world import (
+from interp.embedded.tiny_facts.world import (
     BINDING_NAMES,
     COUNTRIES,
     COUNTRIES_WITH_THE,
@@ -308,7 +308,7 @@ def _binding_doc(rng: random.Random, n_people: int, n_queries: int) -> list[str]
     Why: in the two-person prototypes, answering with *either* person's attribute already earned half the
     reward and binding stayed at chance. A second query per document doubles the supervised binding
     tokens, and three people make the shortcut pay only a third. (In our 2,000-step runs it did not lift
-    two-person binding above chance; see interp/models/tiny_facts/MODEL_CARD.md.)
+    two-person binding above chance; see interp/embedded/tiny_facts/MODEL_CARD.md.)
     """
     relation, names, countries, context, target = _binding_scene(rng, n_people)
     others = [i for i in range(n_people) if i != target]

@@ -7,10 +7,10 @@ from torch import Tensor, nn
 
 from interp.config import ModelConfig
 from interp.hooks import HookPoint
-from interp.modules.attention import make_attention
-from interp.modules.mlp import make_mlp
-from interp.modules.norms import make_norm
-from interp.modules.sequence import Sequence
+from interp.layers.attention import make_attention
+from interp.layers.mlp import make_mlp
+from interp.layers.norms import make_norm
+from interp.layers.sequence_info import SequenceInfo
 
 
 class TransformerBlock(nn.Module):
@@ -29,7 +29,7 @@ class TransformerBlock(nn.Module):
         self.hook_resid_post = HookPoint()
 
     def forward(
-        self, resid_pre: Float[Tensor, "batch pos d_model"], seq: Sequence
+        self, resid_pre: Float[Tensor, "batch pos d_model"], seq: SequenceInfo
     ) -> Float[Tensor, "batch pos d_model"]:
         resid_pre = self.hook_resid_pre(resid_pre)
         attn_out = self.hook_attn_out(

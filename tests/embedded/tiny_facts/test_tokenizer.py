@@ -9,13 +9,13 @@ import pytest
 import tokenizers
 import transformers
 
-from interp.tiny_facts.corpus import (
+from interp.embedded.tiny_facts.corpus import (
     binding_examples,
     disambiguation_examples,
     fact_examples,
     training_documents,
 )
-from interp.tiny_facts.tokenizer import BOS, load_hf_tokenizer, save_tokenizer, train_tokenizer
+from interp.embedded.tiny_facts.tokenizer import BOS, load_hf_tokenizer, save_tokenizer, train_tokenizer
 
 TEXTS = [
     "The capital of France is Paris.",

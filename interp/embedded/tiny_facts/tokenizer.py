@@ -18,7 +18,7 @@ import tokenizers
 import transformers
 from tokenizers import decoders, models, pre_tokenizers, trainers
 
-from interp.tiny_facts import world
+from interp.embedded.tiny_facts import world
 
 BOS = "<|endoftext|>"  # used as BOS, EOS and PAD, GPT-2 style; never added automatically
 MAX_VOCAB = 8192  # the model must stay small

@@ -12,8 +12,8 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
-from interp.model import HookedTransformer
-from interp.tiny_facts.corpus import Example, eval_sets
+from interp.embedded.tiny_facts.corpus import Example, eval_sets
+from interp.transformer import HookedTransformer
 
 Hook = tuple[str, Callable[[Tensor, object], Tensor]]
 

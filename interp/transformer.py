@@ -15,14 +15,15 @@ import torch.nn.functional as F
 from jaxtyping import Float, Int
 from torch import Tensor, nn
 
+from interp import storage
 from interp import tokens as tok_utils
 from interp.cache import ActivationCache, cache_hooks, deferred_results
 from interp.config import ModelConfig
 from interp.hooks import HookedRootModule, HookPoint, HookSpec, NameFilter
-from interp.modules.block import TransformerBlock
-from interp.modules.embed import Embed, PosEmbed, make_unembed
-from interp.modules.norms import make_norm
-from interp.modules.sequence import Sequence as SeqInfo
+from interp.layers.block import TransformerBlock
+from interp.layers.embed import Embed, PosEmbed, make_unembed
+from interp.layers.norms import make_norm
+from interp.layers.sequence_info import SequenceInfo
 
 Input = str | Sequence[str] | Tensor
 ReturnType = Literal["logits", "loss", "both"] | None
@@ -78,7 +79,7 @@ class HookedTransformer(HookedRootModule):
                 )
             batch, n_pos = resid.shape[:2]
             self._check_length(n_pos)
-        seq = SeqInfo.build(batch, n_pos, attention_mask, self.W_E.device)
+        seq = SequenceInfo.build(batch, n_pos, attention_mask, self.W_E.device)
         if tokens is not None:
             resid = self.embed_tokens(tokens, seq)
         for block in self.blocks[start:stop]:
@@ -96,7 +97,7 @@ class HookedTransformer(HookedRootModule):
         return loss if return_type == "loss" else (logits, loss)
 
     def embed_tokens(
-        self, tokens: Int[Tensor, "batch pos"], seq: SeqInfo
+        self, tokens: Int[Tensor, "batch pos"], seq: SequenceInfo
     ) -> Float[Tensor, "batch pos d_model"]:
         """resid_pre of block 0: the token embedding E, plus learned positions where the model has them."""
         resid = self.hook_embed(self.embed(tokens))
@@ -226,9 +227,7 @@ class HookedTransformer(HookedRootModule):
 
     def save(self, path: str | Path) -> Path:
         """Write safetensors weights, the config and the tokenizer; `interp.load(path)` round-trips it."""
-        from interp.loading import save_model
-
-        return save_model(self, Path(path))
+        return storage.save(self, path)
 
     # ---- input checks --------------------------------------------------------------------------------------
     def _tokens_and_mask(

@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from interp.config import ModelConfig
 from interp.hooks import HookPoint
-from interp.modules.sequence import Sequence
+from interp.layers.sequence_info import SequenceInfo
 
 
 def per_head_param(n_heads: int, d_model: int, d_head: int) -> nn.Parameter:
@@ -51,7 +51,7 @@ class Attention(nn.Module):
         self.hook_result = HookPoint()  # [batch, pos, head, d_model]: each head's ΔE (only when hooked)
 
     def forward(
-        self, x: Float[Tensor, "batch pos d_model"], seq: Sequence
+        self, x: Float[Tensor, "batch pos d_model"], seq: SequenceInfo
     ) -> Float[Tensor, "batch pos d_model"]:
         q = self.hook_q(self._project(x, self.W_Q, self.b_Q))
         k = self.hook_k(self._project(x, self.W_K, self.b_K))
@@ -71,7 +71,7 @@ class Attention(nn.Module):
             attn_out = z.flatten(2) @ self.W_O.flatten(0, 1)
         return attn_out if self.b_O is None else attn_out + self.b_O
 
-    def rotate(self, q: Tensor, k: Tensor, seq: Sequence) -> tuple[Tensor, Tensor]:
+    def rotate(self, q: Tensor, k: Tensor, seq: SequenceInfo) -> tuple[Tensor, Tensor]:
         """Position information enters through the residual stream here; RotaryAttention overrides."""
         return q, k
 
@@ -82,7 +82,7 @@ class Attention(nn.Module):
         out = F.linear(x, W_flat.t(), None if b is None else b.reshape(n * d))
         return out.unflatten(-1, (n, d))
 
-    def _explicit(self, q: Tensor, k: Tensor, v: Tensor, seq: Sequence) -> Tensor:
+    def _explicit(self, q: Tensor, k: Tensor, v: Tensor, seq: SequenceInfo) -> Tensor:
         group = self.n_heads // self.n_kv_heads
         if group > 1:  # grouped-query: each kv head serves `group` query heads
             k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)
@@ -94,7 +94,7 @@ class Attention(nn.Module):
         )
         return pattern @ v
 
-    def _fused(self, q: Tensor, k: Tensor, v: Tensor, seq: Sequence) -> Tensor:
+    def _fused(self, q: Tensor, k: Tensor, v: Tensor, seq: SequenceInfo) -> Tensor:
         plain = seq.is_plain_causal(self.window)
         return F.scaled_dot_product_attention(
             q,
@@ -116,7 +116,7 @@ class RotaryAttention(Attention):
         self.hook_rot_q = HookPoint()  # [batch, pos, head, d_head], after rotation
         self.hook_rot_k = HookPoint()
 
-    def rotate(self, q: Tensor, k: Tensor, seq: Sequence) -> tuple[Tensor, Tensor]:
+    def rotate(self, q: Tensor, k: Tensor, seq: SequenceInfo) -> tuple[Tensor, Tensor]:
         cos, sin = seq.rope(*self.rope_key, q.dtype)
         cos, sin = cos[:, :, None, :], sin[:, :, None, :]
         return self.hook_rot_q(q * cos + _rotate_half(q) * sin), self.hook_rot_k(

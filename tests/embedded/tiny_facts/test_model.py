@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
 import random
 import shutil
-import sys
 import time
 from pathlib import Path
 
@@ -13,13 +11,13 @@ import pytest
 import torch
 
 import interp
-import interp.models
-from interp.loading import LoadError
-from interp.tiny_facts.corpus import eval_sets
-from interp.tiny_facts.evaluate import ablation_table, accuracy
+import interp.embedded
+from interp.embedded.tiny_facts.corpus import eval_sets
+from interp.embedded.tiny_facts.evaluate import ablation_table, accuracy
+from interp.errors import LoadError
+from interp.loading import embedded_dir
 
-REPO = Path(__file__).resolve().parents[1]
-PACKAGED = Path(interp.models.HERE) / "tiny_facts"
+PACKAGED = interp.embedded.weights_dir("tiny-facts")
 
 # The accuracy targets, checked on fixed subsamples so the file stays fast (the full-set figures are
 # in MODEL_CARD.md). Two-person binding has no hard target ("aim >= 0.80"); it is reported in the card.
@@ -89,12 +87,9 @@ def test_ablation_table_shape(model: interp.HookedTransformer, sets: dict[str, l
 
 
 def _train_module():
-    path = REPO / "experiments" / "train_tiny_facts.py"
-    spec = importlib.util.spec_from_file_location("train_tiny_facts", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
+    from interp.embedded.tiny_facts import train
+
+    return train
 
 
 def test_short_training_run_lowers_loss(tmp_path: Path) -> None:
@@ -114,16 +109,16 @@ def test_short_training_run_lowers_loss(tmp_path: Path) -> None:
 
 def test_unknown_name_lists_available() -> None:
     with pytest.raises(LoadError, match="tiny-facts"):
-        interp.models.embedded_path("nope")
+        embedded_dir("nope")
     # Not a folder and not a valid hub id: rejected before any network access, listing embedded names.
     with pytest.raises(LoadError, match="tiny-facts"):
         interp.load("no such model!")
 
 
 def test_missing_packaged_file_is_clear(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    shutil.copytree(PACKAGED, tmp_path / "tiny_facts")
-    (tmp_path / "tiny_facts" / "model.safetensors").unlink()
-    monkeypatch.setattr(interp.models, "HERE", tmp_path)
+    shutil.copytree(PACKAGED, tmp_path / "tiny_facts" / "weights")
+    (tmp_path / "tiny_facts" / "weights" / "model.safetensors").unlink()
+    monkeypatch.setattr(interp.embedded, "HERE", tmp_path)
     with pytest.raises(LoadError, match="incomplete.*model.safetensors"):
         interp.load("tiny-facts")
 

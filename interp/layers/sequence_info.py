@@ -9,7 +9,7 @@ from torch import Tensor
 
 
 @dataclass
-class Sequence:
+class SequenceInfo:
     """Built once per forward by the model; attention layers ask it for their (cached) masks."""
 
     positions: Tensor  # [batch, pos] position ids; with padding, counted over real tokens only
@@ -20,7 +20,9 @@ class Sequence:
     )
 
     @classmethod
-    def build(cls, batch: int, n_pos: int, attention_mask: Tensor | None, device: torch.device) -> Sequence:
+    def build(
+        cls, batch: int, n_pos: int, attention_mask: Tensor | None, device: torch.device
+    ) -> SequenceInfo:
         if attention_mask is None or bool(attention_mask.all()):
             positions = torch.arange(n_pos, device=device).expand(batch, n_pos)
             return cls(positions, None)

@@ -1,0 +1,19 @@
+"""Embedded models shipped inside the package, one home each: corpus, training, evaluation, card and weights.
+
+`interp/embedded/<folder>/weights/` holds the checkpoint in interp's own format (see `interp.storage`).
+This module is pure data: it names the models and where their weights sit; `interp.load` reads them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+HERE = Path(__file__).parent
+# name -> the folder under interp/embedded/ that is the model's home
+EMBEDDED: dict[str, str] = {"tiny-facts": "tiny_facts"}
+DEFAULT = "tiny-facts"
+
+
+def weights_dir(name: str) -> Path:
+    """Where the embedded model `name` keeps its checkpoint (which may be missing; the loader checks)."""
+    return HERE / EMBEDDED[name] / "weights"
