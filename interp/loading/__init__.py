@@ -106,9 +106,10 @@ def _load_dir(path: Path, tokenizer: Any) -> HookedTransformer:
 def _from_hf_state(hf_cfg: Any, arch: str, state: dict[str, Tensor], tokenizer: Any) -> HookedTransformer:
     if arch not in ARCHITECTURES:
         raise LoadError(f"unsupported architecture {arch}; supported: {', '.join(ARCHITECTURES)}")
-    convert, prefix = ARCHITECTURES[arch]
-    ck = Checkpoint(state, prefix)
-    cfg, sd = convert(hf_cfg, ck)
+    family = ARCHITECTURES[arch]
+    ck = Checkpoint(state, family.prefix)
+    cfg = family.config(hf_cfg, ck)
+    sd = dict(family.weights(hf_cfg, cfg, ck))
     ck.check_all_used(arch)
     model = HookedTransformer(cfg, tokenizer, default_prepend_bos=True, init=False)
     _assign(model, sd, source=arch)
