@@ -71,12 +71,13 @@ class HookRangeError(ValueError):
 class _Scope:
     """The hooks one `hooks()` block attached, and the contexts its hooks write; closed on exit."""
 
-    __slots__ = ("fwd", "bwd", "explicit", "ctx", "open")
+    __slots__ = ("fwd", "bwd", "explicit", "fired", "ctx", "open")
 
     def __init__(self) -> None:
         self.fwd: dict[HookPoint, list[HookFn]] = {}
         self.bwd: dict[HookPoint, list[HookFn]] = {}
-        self.explicit: set[HookPoint] = set()  # named by string: must fire in every run of the scope
+        self.explicit: set[HookPoint] = set()  # named by string: must fire in the scope's runs
+        self.fired: set[HookPoint] = set()  # points whose forward hooks already ran in this scope
         self.ctx: dict[HookPoint, dict[str, Any]] = {}
         self.open = True
 
@@ -165,8 +166,9 @@ class HookPoint(nn.Module):
             if p.live:
                 x = self._call_hook(p.fn, x, None)
         for scope in scopes:
-            if scope.open:
-                for fn in scope.fwd.get(self, ()):
+            if scope.open and self in scope.fwd:
+                scope.fired.add(self)
+                for fn in scope.fwd[self]:
                     x = self._call_hook(fn, x, scope)
         if x.requires_grad:
             for p in self._perma_bwd:
@@ -374,9 +376,11 @@ class HookedRootModule(nn.Module):
         return scoped + sum(p.persistent_count() for p in points)
 
     def explicit_hook_points(self) -> list[HookPoint]:
-        """The points that this context's open scopes named explicitly (by string), outermost first."""
+        """The points this context's open scopes named explicitly (by string) and whose hooks have not yet
+        run in that scope, outermost first. A point that already fired (say in a full run that cached the
+        residual a partial run now starts from) has had its effect."""
         points = set(self.hook_dict.values())
-        return [p for s in _SCOPES.get() if s.open for p in s.explicit if p in points]
+        return [p for s in _SCOPES.get() if s.open for p in s.explicit - s.fired if p in points]
 
     @contextmanager
     def hooks(

@@ -146,6 +146,9 @@ class HookedTransformer(HookedRootModule):
                 for d, hs in (("fwd", fwd_hooks), ("bwd", bwd_hooks))
                 for sel, fn in hs
             ]
+            for _, fn, _ in plan:
+                if not callable(fn):
+                    raise TypeError(f"hook must be callable fn(activation, hook), got {fn!r}")
             for points, fn, d in plan:
                 for point in points:
                     point.add_hook(fn, dir=d)

@@ -286,3 +286,17 @@ def test_run_with_hooks_reset_hooks_end_false(model):
         assert model.hook_count() == 0
     finally:
         model.reset_hooks(including_permanent=True)
+
+
+def test_outer_scope_hooks_that_already_fired_may_precede_a_partial_run(model):
+    """A residual computed under the outer hook carries its effect; starting after it is not an error."""
+
+    def double(x, hook):
+        return 2 * x
+
+    with model.hooks([("blocks.0.hook_mlp_out", double)]):
+        resid = model(TOKS, stop_at_layer=1)
+        full = model(TOKS)
+        torch.testing.assert_close(model(resid, start_at_layer=1), full, atol=1e-6, rtol=0)
+    with pytest.raises(HookRangeError), model.hooks([("blocks.0.hook_mlp_out", double)]):
+        model(resid, start_at_layer=1)  # never fired in this scope: silently skipped before
