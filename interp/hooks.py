@@ -40,16 +40,29 @@ NameFilter = str | Sequence[str] | Callable[[str], bool] | None
 Direction = Literal["fwd", "bwd"]
 
 # nn.Module's global hook registries, mutated in place by torch.nn.modules.module.register_module_*_hook.
-_GLOBAL_HOOKS = (
-    _torch_module._global_forward_hooks,
-    _torch_module._global_forward_pre_hooks,
-    _torch_module._global_backward_hooks,
-    _torch_module._global_backward_pre_hooks,
-)
+_GFH = _torch_module._global_forward_hooks
+_GFPH = _torch_module._global_forward_pre_hooks
+_GBH = _torch_module._global_backward_hooks
+_GBPH = _torch_module._global_backward_pre_hooks
 _LAYER = re.compile(r"^blocks\.(\d+)\.")
 _PERSISTENT_LOCK = (
     threading.Lock()
 )  # serialises edits of persistent hooks (a module attribute would not deepcopy)
+
+
+def _watched(d: dict[str, Any]) -> bool:
+    """Whether a module (given its __dict__) is watched by torch hooks, global hooks or nnsight."""
+    return bool(
+        d["_forward_hooks"]
+        or d["_forward_pre_hooks"]
+        or d["_backward_hooks"]
+        or d["_backward_pre_hooks"]
+        or "forward" in d  # nnsight installs its controller as the instance's forward
+        or _GFH
+        or _GFPH
+        or _GBH
+        or _GBPH
+    )
 
 
 class HookOutputError(ValueError):
@@ -120,14 +133,7 @@ class HookPoint(nn.Module):
     @property
     def watched(self) -> bool:
         """True when something outside interp (torch hooks, nnsight, captum) watches this module."""
-        return bool(
-            self._forward_hooks
-            or self._forward_pre_hooks
-            or self._backward_hooks
-            or self._backward_pre_hooks
-            or "forward" in self.__dict__  # nnsight installs its controller as the instance's forward
-            or any(_GLOBAL_HOOKS)
-        )
+        return _watched(self.__dict__)
 
     @property
     def active(self) -> bool:
@@ -136,32 +142,36 @@ class HookPoint(nn.Module):
         Modules use it to pick the explicit (hookable) code path, so a forward in a thread without hooks
         keeps the fused path while another thread's hooks are attached.
         """
-        if self._perma_fwd or self._perma_bwd or self.watched:
+        if self._perma_fwd or self._perma_bwd:
             return True
-        return any(s.open and (self in s.fwd or self in s.bwd) for s in _SCOPES.get())
+        for s in _SCOPES.get():
+            if s.open and (self in s.fwd or self in s.bwd):
+                return True
+        return self.watched
 
     def __call__(self, x: Tensor) -> Tensor:  # type: ignore[override]
+        d = self.__dict__  # one dict read per registry: this runs hundreds of times per forward
         if (
-            self._forward_hooks
-            or self._forward_pre_hooks
-            or self._backward_hooks
-            or self._backward_pre_hooks
-            or "forward" in self.__dict__
-            or _GLOBAL_HOOKS[0]
-            or _GLOBAL_HOOKS[1]
-            or _GLOBAL_HOOKS[2]
-            or _GLOBAL_HOOKS[3]
+            d["_forward_hooks"]
+            or d["_forward_pre_hooks"]
+            or d["_backward_hooks"]
+            or d["_backward_pre_hooks"]
+            or "forward" in d  # nnsight installs its controller as the instance's forward
+            or _GFH
+            or _GFPH
+            or _GBH
+            or _GBPH
         ):
             return nn.Module.__call__(self, x)  # -> self.forward -> _run, with torch's hooks around it
-        return self._run(x)
+        if _SCOPES.get() or self._perma_fwd or self._perma_bwd:
+            return self._run(x)
+        return x
 
     def forward(self, x: Tensor) -> Tensor:
         return self._run(x)
 
     def _run(self, x: Tensor) -> Tensor:
         scopes = _SCOPES.get()
-        if not (scopes or self._perma_fwd or self._perma_bwd):
-            return x
         for p in self._perma_fwd:
             if p.live:
                 x = self._call_hook(p.fn, x, None)
