@@ -45,7 +45,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from interp import reporting as R
+from experiments import reporting as R
 from interp.analysis import Head, Resid, context_flow, denoise, flow_graph, logit_diff, subject_span
 from interp.embedded.tiny_facts.corpus import disambiguation_examples, fact_examples
 from interp.embedded.tiny_facts.world import POLYSEMES

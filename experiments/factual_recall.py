@@ -47,7 +47,7 @@ import pandas as pd
 import torch
 
 import interp
-from interp import reporting as R
+from experiments import reporting as R
 from interp.analysis import (
     MLP,
     Neuron,

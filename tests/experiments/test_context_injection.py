@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from experiment_helpers import assert_checks_line, assert_columns, assert_tables_match_csvs, load_script, run
 
-from interp.reporting import fmt
+from experiments.reporting import fmt
 
 PLOTS = ("layer_curves.png", "head_maps.png", "attention_top_heads.png", "flow_graph.png")
 
