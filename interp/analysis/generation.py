@@ -17,8 +17,10 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from interp.analysis.ablation import Method, ablate
 from interp.analysis.metrics import upcast
 from interp.analysis.runner import Input, prepare
+from interp.analysis.specs import Spec
 from interp.hooks import HookPoint
 from interp.transformer import HookedTransformer
 
@@ -74,6 +76,42 @@ def generate(
     rows = list(tokens) if mask is None else [row[m.bool()] for row, m in zip(tokens, mask, strict=True)]
     texts = [model.tokenizer.decode(row.tolist()) for row in rows]
     return texts[0] if isinstance(prompt, str) else texts
+
+
+def generate_ablated(
+    model: HookedTransformer,
+    prompt: str,
+    sites: Sequence[Spec],
+    max_new_tokens: int = 20,
+    method: Method = "zero",
+    reference: Sequence[str] | None = None,
+) -> str:
+    """Greedy continuation (prompt included) with `sites` ablated on every step.
+
+    Zero ablation is `ablate` around `generate`. Mean and resample ablation replace activations by those of
+    reference prompts of the prompt's length; here every step re-runs the ablation with each reference
+    extended by the tokens generated so far, so a new position gets the references' activations on the same
+    continuation. (Inside a plain `ablate`, resample would fail once the run outgrows the references, and
+    mean would fill the new positions with the references' mean over all their positions.)
+    """
+    if method == "zero":
+        with ablate(model, sites):
+            return generate(model, prompt, max_new_tokens)  # type: ignore[return-value]
+    if not reference:
+        raise ValueError(f"{method} ablation needs reference prompts")
+    tokens = model.to_tokens(prompt)
+    ref = model.to_tokens(list(reference))
+    if ref.shape[1] != tokens.shape[1]:
+        raise ValueError(
+            f"the reference prompts need the prompt's {tokens.shape[1]} tokens, not {ref.shape[1]}"
+        )
+    for _ in range(max_new_tokens):
+        new = tokens[:, ref.shape[1] :].expand(ref.shape[0], -1)
+        with ablate(model, sites, method, torch.cat([ref, new], dim=1)), torch.no_grad():
+            resid = model(tokens, stop_at_layer=model.cfg.n_layers)
+            logits = model.unembed(model.ln_final(resid))
+        tokens = torch.cat([tokens, logits[:, -1].argmax(-1, keepdim=True)], dim=1)
+    return model.to_string(tokens[0])  # type: ignore[return-value]
 
 
 def steering_vector(
