@@ -8,6 +8,8 @@ names and does not import the model class (the model's `save` method calls `save
 from __future__ import annotations
 
 import json
+import math
+import mmap
 import os
 import shutil
 import tempfile
@@ -105,6 +107,22 @@ _DTYPES = {
 }  # fmt: skip
 
 
+_OWN_MAPPING = 1 << 20  # transient tensors of at least this many bytes get a mapping of their own
+
+
+def transient_empty(shape: list[int], dtype: torch.dtype) -> Tensor:
+    """An uninitialised CPU tensor for a short-lived copy (a tensor read from disk, or upcast).
+
+    Large ones live in an anonymous mapping of their own, unmapped as soon as the tensor is dropped. A
+    malloc'd one would raise glibc's mmap threshold when freed, and the parameters and buffers allocated
+    after it would then fragment the heap: +0.4x the model's size in the peak RSS of a 277 MB load.
+    """
+    n = dtype.itemsize * math.prod(shape)
+    if n < _OWN_MAPPING:
+        return torch.empty(shape, dtype=dtype)
+    return torch.frombuffer(mmap.mmap(-1, n), dtype=torch.uint8).view(dtype).view(shape)
+
+
 class SafetensorsFile(Mapping[str, Tensor]):
     """A safetensors file as a read-only mapping whose items are read from disk on access, one at a time.
 
@@ -139,7 +157,7 @@ class SafetensorsFile(Mapping[str, Tensor]):
 
     def __getitem__(self, key: str) -> Tensor:
         dtype, shape, start, end = self.entries[key]
-        buf = torch.empty(end - start, dtype=torch.uint8)
+        buf = transient_empty([end - start], torch.uint8)
         view = memoryview(buf.numpy())
         with open(self.file, "rb") as f:
             f.seek(self.base + start)

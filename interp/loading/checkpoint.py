@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from interp.errors import LoadError
+from interp.storage import transient_empty
 
 
 class Checkpoint:
@@ -49,7 +50,10 @@ class Checkpoint:
                 f"tensor {self._name(key)} has shape {tuple(t.shape)}, but the config implies {shape}"
             )
         self.used.add(key)
-        return t.to(torch.promote_types(t.dtype, torch.float32)) if t.is_floating_point() else t
+        wide = torch.promote_types(t.dtype, torch.float32)
+        if not t.is_floating_point() or t.dtype == wide or t.device.type != "cpu":
+            return t if not t.is_floating_point() else t.to(wide)
+        return transient_empty(list(t.shape), wide).copy_(t)
 
     def check_all_used(self, arch: str) -> None:
         left = [self._name(k) for k in self.original if k not in self.used and not self.IGNORED.match(k)]

@@ -83,7 +83,13 @@ def test_stream_errors_name_the_tensor():
     full = dict(HookedTransformer(cfg).state_dict())
 
     def attempt(items):
-        fill(build_empty(lambda: HookedTransformer(cfg, init=False)), items, torch.float32, torch.device("cpu"), "src")
+        fill(
+            build_empty(lambda: HookedTransformer(cfg, init=False)),
+            items,
+            torch.float32,
+            torch.device("cpu"),
+            "src",
+        )
 
     with pytest.raises(LoadError, match=r"src: unexpected tensor blocks\.0\.attn\.W_X"):
         attempt([("blocks.0.attn.W_X", torch.zeros(1))])

@@ -30,10 +30,7 @@ def _plant_code(folder: Path, marker: Path, config_overrides: dict) -> None:
 
 
 def _run_with_stdin_closed(folder: Path) -> subprocess.CompletedProcess:
-    script = (
-        "import interp\n"
-        "try:\n    interp.load(%r)\nexcept interp.LoadError as e:\n    print('LOADERROR', e)\n" % str(folder)
-    )
+    script = f"import interp\ntry:\n    interp.load({str(folder)!r})\nexcept interp.LoadError as e:\n    print('LOADERROR', e)\n"
     env = os.environ | {"PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
     return subprocess.run(
         [sys.executable, "-c", script],
@@ -86,7 +83,10 @@ def test_tokenizer_code_is_not_run(hf_dir, tmp_path):
     for f in hf_dir("llama-gqa").iterdir():
         (folder / f.name).write_bytes(f.read_bytes())
     (folder / "evil.py").write_text(f"from pathlib import Path\nPath({str(marker)!r}).write_text('ran')\n")
-    tok_cfg = {"tokenizer_class": "EvilTokenizer", "auto_map": {"AutoTokenizer": ["evil.EvilTokenizer", None]}}
+    tok_cfg = {
+        "tokenizer_class": "EvilTokenizer",
+        "auto_map": {"AutoTokenizer": ["evil.EvilTokenizer", None]},
+    }
     (folder / "tokenizer_config.json").write_text(json.dumps(tok_cfg))
     with pytest.raises(LoadError, match="tokenizer files in .* could not be loaded"):
         interp.load(folder)

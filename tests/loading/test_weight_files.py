@@ -24,7 +24,9 @@ def test_stray_file_with_a_duplicate_key_is_not_read(hf_dir, tmp_path, tokens):
     # On main every *.safetensors was globbed and merged in name order: this one replaced W_E with zeros.
     folder = copy_folder(hf_dir("llama-gqa"), tmp_path / "m")
     save_file({"model.embed_tokens.weight": torch.zeros(96, 48)}, folder / "model_old.safetensors")
-    torch.testing.assert_close(interp.load(folder)(tokens), _hf_logits("llama-gqa", tokens), atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        interp.load(folder)(tokens), _hf_logits("llama-gqa", tokens), atol=1e-5, rtol=0
+    )
 
 
 def test_consolidated_safetensors_beside_the_hf_weights(hf_dir, tmp_path, tokens):
@@ -53,7 +55,9 @@ def test_sharded_checkpoint_reads_exactly_the_indexed_files(tmp_path, tokens):
     zeros = {k: torch.zeros_like(v) for k, v in make_hf("llama-gqa").state_dict().items()}
     save_file(zeros, folder / "model.safetensors")
     save_file({"model.norm.weight": torch.zeros(48)}, folder / "model-99999-of-99999.safetensors")
-    torch.testing.assert_close(interp.load(folder)(tokens), _hf_logits("llama-gqa", tokens), atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        interp.load(folder)(tokens), _hf_logits("llama-gqa", tokens), atol=1e-5, rtol=0
+    )
 
 
 def test_duplicate_key_across_indexed_files_is_an_error(tmp_path):
@@ -79,7 +83,9 @@ def test_index_naming_a_missing_file(tmp_path):
 def test_shards_without_an_index_name_what_is_expected(tmp_path):
     folder, _ = _sharded(tmp_path)
     (folder / "model.safetensors.index.json").unlink()
-    with pytest.raises(LoadError, match=r"expected model\.safetensors\.index\.json, model\.safetensors.*found only"):
+    with pytest.raises(
+        LoadError, match=r"expected model\.safetensors\.index\.json, model\.safetensors.*found only"
+    ):
         interp.load(folder)
 
 
@@ -95,7 +101,9 @@ def test_sharded_pytorch_bin_with_index(tmp_path, tokens):
     weight_map = {k: name for name, ks in halves.items() for k in ks}
     (tmp_path / "pytorch_model.bin.index.json").write_text(json.dumps({"weight_map": weight_map}))
     torch.save({k: torch.zeros_like(v) for k, v in state.items()}, tmp_path / "pytorch_model.bin")  # loses
-    torch.testing.assert_close(interp.load(tmp_path)(tokens), _hf_logits("gpt2-untied", tokens), atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        interp.load(tmp_path)(tokens), _hf_logits("gpt2-untied", tokens), atol=1e-5, rtol=0
+    )
 
 
 def test_safetensors_reader_equals_the_safetensors_library(tmp_path):
