@@ -68,7 +68,8 @@ def save(model: Any, path: str | Path) -> Path:
         left = (
             f"{path} is unchanged"
             if not moved
-            else f"{path} has {moved} file(s) replaced and no {INTERP_CONFIG}, so it will not load half-written"
+            else f"{path} was partly updated ({moved} file(s) removed or replaced) and has no {INTERP_CONFIG}, "
+            f"so it will not load half-written"
         )
         raise SaveError(f"saving the model to {path} failed ({type(e).__name__}: {e}); {left}") from e
     finally:
