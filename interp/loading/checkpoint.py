@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 import torch
 from torch import Tensor
@@ -36,6 +36,12 @@ class Checkpoint:
         """Tensor names without the family prefix."""
         return list(self.original)
 
+    @property
+    def state(self) -> Mapping[str, Tensor]:
+        """Name (prefix omitted) -> tensor, each read only on access; for looking at which names exist.
+        Tensors a converter uses go through `take`."""
+        return _Renamed(self.tensors, self.original)
+
     def has(self, key: str) -> bool:
         return key in self.original
 
@@ -59,3 +65,17 @@ class Checkpoint:
         left = [self._name(k) for k in self.original if k not in self.used and not self.IGNORED.match(k)]
         if left:
             raise LoadError(f"{arch}: checkpoint has tensors interp does not map: {left[:8]}")
+
+
+class _Renamed(Mapping[str, Tensor]):
+    def __init__(self, tensors: Mapping[str, Tensor], original: dict[str, str]) -> None:
+        self.tensors, self.original = tensors, original
+
+    def __getitem__(self, key: str) -> Tensor:
+        return self.tensors[self.original[key]]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.original)
+
+    def __len__(self) -> int:
+        return len(self.original)
