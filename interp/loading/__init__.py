@@ -72,11 +72,11 @@ def load(
             raise LoadError(f"no such folder: {name}")
         else:
             path = download(name, embedded=sorted(embedded.EMBEDDED))
+        if check_parity and storage.is_interp_dir(path):
+            raise LoadError("check_parity compares against Hugging Face; this source is interp's own format")
         reference = path
         model = _load_dir(path, tokenizer, dtype, dev, default_prepend_bos)
     if check_parity:
-        if not is_hf_model(source) and storage.is_interp_dir(reference):
-            raise LoadError("check_parity compares against Hugging Face; this source is interp's own format")
         model.parity_max_diff = max_logit_diff(model, reference, parity_atol)
     return model
 

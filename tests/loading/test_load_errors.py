@@ -60,3 +60,12 @@ def test_bad_device_dtype_and_bos_arguments(hf_dir):
         interp.load(hf_dir("gpt2"), dtype="float13")
     with pytest.raises(LoadError, match="default_prepend_bos must be True, False or None, not 'yes'"):
         interp.load(hf_dir("gpt2"), default_prepend_bos="yes")
+
+
+def test_check_parity_on_interps_own_folder_is_refused_before_loading(hf_dir, tmp_path, monkeypatch):
+    interp.load(hf_dir("gpt2")).save(tmp_path)
+    monkeypatch.setattr("interp.storage.read", lambda path: pytest.fail("the folder was read"))
+    with pytest.raises(
+        LoadError, match="check_parity compares against Hugging Face; this source is interp's own"
+    ):
+        interp.load(tmp_path, check_parity=True)
