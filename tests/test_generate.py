@@ -182,8 +182,8 @@ def test_sampler_draws_as_transformer_lens():
         from transformer_lens.utilities.logits_utils import sample_logits as tl_sample
     except ImportError:  # TransformerLens 3
         from transformer_lens.utils import sample_logits as tl_sample
-    logits = torch.randn(4, 96, generator=torch.Generator().manual_seed(0)) * 3
-    tokens = _tokens(4, 7)
+    logits = torch.randn(512, 96, generator=torch.Generator().manual_seed(0))  # 512 draws per setting
+    tokens = _tokens(512, 7)
     for kw in [dict(temperature=0.7), dict(top_k=5), dict(top_p=0.6, temperature=1.3), dict(freq_penalty=2.0),
                dict(top_k=3, top_p=0.1), dict(temperature=0.0)]:  # fmt: skip
         torch.manual_seed(11)
