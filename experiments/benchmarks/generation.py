@@ -25,7 +25,9 @@ import interp
 from interp.generation import generate
 
 
-def time_interleaved(runners: dict[str, Callable[[], object]], rounds: int, warmup: int = 1) -> dict[str, float]:
+def time_interleaved(
+    runners: dict[str, Callable[[], object]], rounds: int, warmup: int = 1
+) -> dict[str, float]:
     for fn in runners.values():
         for _ in range(warmup):
             fn()
@@ -74,7 +76,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         if not torch.equal(out, outputs["HF generate"]):
             raise AssertionError(f"{k} generated different tokens from HF generate")
     times = time_interleaved(runners, rounds)
-    print(f"{n_layer} layers, prompt 16, {new} new tokens, {torch.get_num_threads()} threads, {rounds} rounds")
+    print(
+        f"{n_layer} layers, prompt 16, {new} new tokens, {torch.get_num_threads()} threads, {rounds} rounds"
+    )
     for k, t in times.items():
         print(f"  {k:18s} {t * 1000:8.1f} ms  ({t / new * 1000:6.2f} ms/token)")
     speedup = times["interp, no cache"] / times["interp, KV cache"]
