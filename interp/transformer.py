@@ -164,9 +164,9 @@ class HookedTransformer(HookedRootModule):
         return out, ActivationCache(store, self, keys=names, deferred=deferred)
 
     # ---- generation ----------------------------------------------------------------------------------------
-    def generate(self, input: Input = "", max_new_tokens: int = 10, **kwargs: Any) -> Any:
-        """TransformerLens's `generate`, with a per-call KV cache; see `interp.generation.generate`."""
-        return generation.generate(self, input, max_new_tokens, **kwargs)
+    # TransformerLens's `generate` with a per-call KV cache: the function itself, so help() shows its
+    # signature and docstring, and `model.generate(...)` is `interp.generation.generate(model, ...)`.
+    generate = generation.generate
 
     # ---- tokens --------------------------------------------------------------------------------------------
     def to_tokens(
