@@ -80,6 +80,10 @@ def generate(
     """
     _check_options(max_new_tokens, temperature, top_k, top_p, freq_penalty, return_type, padding_side)
     tokens, mask = _prompt(model, input, prepend_bos, attention_mask)
+    if return_type == "input":
+        return_type = "tokens" if isinstance(input, Tensor) else "str"
+    if return_type == "str":
+        tok_utils.require(model.tokenizer)  # before generating, not after
     if tokens.shape[1] + max_new_tokens > model.cfg.n_ctx:
         raise ValueError(
             f"the prompt has {tokens.shape[1]} tokens and max_new_tokens={max_new_tokens}: more than the "
@@ -107,8 +111,6 @@ def generate(
             step, step_mask = (nxt[:, None], None) if cache is not None else (tokens, mask)
             if stops is not None and bool(finished.all()):
                 break
-    if return_type == "input":
-        return_type = "tokens" if isinstance(input, Tensor) else "str"
     if return_type == "tokens":
         return tokens
     texts = _decode(model, tokens, mask, strip_bos)

@@ -281,6 +281,8 @@ def test_bad_options_fail_clearly():
         generate(model, tokens.float(), 2, stop_at_eos=False)
     with pytest.raises(ValueError, match="no tokenizer"):
         generate(model, "text", 2, stop_at_eos=False)
+    with pytest.raises(ValueError, match="no tokenizer"):
+        generate(model, tokens, 2, stop_at_eos=False, return_type="str")
 
 
 @pytest.mark.parametrize("kind", ["gpt2", "llama-gqa"])
