@@ -23,6 +23,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
+from interp.analysis.metrics import bind
 from interp.analysis.runner import (
     CellRun,
     Edit,
@@ -189,6 +190,7 @@ def run_ablated(
     seed: int = 0,
 ) -> AblationRun:
     """One ablated forward: its logits, and the metric on the logits at `read_pos` if a metric is given."""
+    metric = None if metric is None else bind(metric, model)  # string metrics: this model's tokenizer
     prompt = prepare(model, input)
     with ablate(model, sites, method, reference, per_position=per_position, seed=seed), torch.no_grad():
         resid = model(prompt.tokens, attention_mask=prompt.mask, stop_at_layer=model.cfg.n_layers)
@@ -215,6 +217,7 @@ def ablation_sweep(
     progress: bool | None = None,
 ) -> pd.DataFrame:
     """Ablate each cell on its own (batched); columns: the site's fields, metric, effect = metric − base."""
+    metric = bind(metric, model)  # a string metric gets its token ids from this model's tokenizer
     prompt = prepare(model, input)
     sites = list(sites)
     validate_cells(model, sites, prompt.n_pos)
