@@ -80,13 +80,14 @@ class HookedTransformer(HookedRootModule):
             batch, n_pos = resid.shape[:2]
             self._check_length(n_pos)
         seq = SequenceInfo.build(batch, n_pos, attention_mask, self.W_E.device)
-        if tokens is not None:
-            resid = self.embed_tokens(tokens, seq)
-        for block in self.blocks[start:stop]:
-            resid = block(resid, seq)
-        if stop_at_layer is not None:
-            return resid
-        logits = self.unembed(self.ln_final(resid))
+        with seq.active():  # hooks inside read it through current_sequence()
+            if tokens is not None:
+                resid = self.embed_tokens(tokens, seq)
+            for block in self.blocks[start:stop]:
+                resid = block(resid, seq)
+            if stop_at_layer is not None:
+                return resid
+            logits = self.unembed(self.ln_final(resid))
         if return_type == "logits":
             return logits
         if return_type is None:

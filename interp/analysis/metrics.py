@@ -97,3 +97,7 @@ def normalized(metric: Metric, clean: Tensor | float, corrupted: Tensor | float)
         return normalized_recovery(metric(logits), clean, corrupted)
 
     return wrapped
+
+
+def bind(metric, model):
+    return metric.bind(model) if hasattr(metric, "bind") else metric

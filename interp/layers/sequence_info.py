@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 import torch
@@ -14,6 +17,7 @@ class SequenceInfo:
 
     positions: Tensor  # [batch, pos] position ids; with padding, counted over real tokens only
     key_valid: Tensor | None  # [batch, pos] bool, False at padding; None when nothing is padded
+    offset: int = 0  # positions already in a KV cache before this forward: tensor index = position - offset
     _masks: dict[int | None, Tensor] = field(default_factory=dict, repr=False)
     _rope: dict[tuple[int, float, torch.dtype], tuple[Tensor, Tensor]] = field(
         default_factory=dict, repr=False
@@ -30,6 +34,15 @@ class SequenceInfo:
         # Left padding shifts positions: the first real token is position 0, as in HF generate.
         positions = (valid.long().cumsum(-1) - 1).clamp(min=0)
         return cls(positions, valid)
+
+    @contextmanager
+    def active(self) -> Iterator[SequenceInfo]:
+        """Make this the current sequence (`current_sequence()`) for the hooks that run inside the block."""
+        token = _CURRENT.set(self)
+        try:
+            yield self
+        finally:
+            _CURRENT.reset(token)
 
     @property
     def n_pos(self) -> int:
@@ -72,3 +85,12 @@ class SequenceInfo:
             self._rope[key] = (emb.cos(), emb.sin())
         cos, sin = self._rope[key]
         return cos.to(dtype), sin.to(dtype)
+
+
+# Hooks get (activation, hook), not the sequence; edits that address absolute positions read it here.
+_CURRENT: ContextVar[SequenceInfo | None] = ContextVar("current_sequence", default=None)
+
+
+def current_sequence() -> SequenceInfo | None:
+    """The `SequenceInfo` of the forward now running (None outside a forward)."""
+    return _CURRENT.get()
