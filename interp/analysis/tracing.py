@@ -114,6 +114,7 @@ def causal_trace(
         raise ValueError(
             f"noise must have shape {(n_samples, end - start, model.cfg.d_model)}, got {tuple(noise.shape)}"
         )
+    extra = int(answer is None)
     if answer is None:  # the clean run's top prediction (one forward of one row)
         with torch.no_grad():
             answer = model(clean.tokens, stop_at_layer=n)[:, -1]
@@ -155,6 +156,6 @@ def causal_trace(
         total_effect=p_clean - p_corr,
         target=target_id,
         subject_span=(start, end),
-        n_forward=run.n_forward,
+        n_forward=run.n_forward + extra,
     )
     return df
