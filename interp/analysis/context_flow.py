@@ -10,7 +10,7 @@ max(0, ‖whole‖₁ − ‖whole − part‖₁), renormalised over the parts.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import pandas as pd
@@ -19,7 +19,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from interp.analysis.engine import Input, prepare
-from interp.analysis.specs import Attn, Head, ResidPre, Site, head_outputs
+from interp.analysis.specs import Attn, Head, ResidPre, Site, check_layers, head_outputs
 from interp.transformer import HookedTransformer
 
 
@@ -129,10 +129,7 @@ def _flow_cache(
         raise ValueError(f"example {example} out of range for a batch of {prompt.batch}")
     if destinations is not None and any(not -prompt.n_pos <= d < prompt.n_pos for d in destinations):
         raise ValueError(f"destinations {list(destinations)} out of range for a {prompt.n_pos}-token input")
-    n = model.cfg.n_layers
-    bad = [layer for layer in layers if not 0 <= layer < n]
-    if bad:
-        raise ValueError(f"layers {bad} out of range; the model has {n} layers (0..{n - 1})")
+    check_layers(model, layers)
     names = [site.hook_name for layer in layers for site in _sites(layer)]
     _, cache = model.run_with_cache(prompt.tokens, names_filter=names, attention_mask=prompt.mask)
     tokens = prompt.tokens[example]
@@ -197,10 +194,7 @@ def flow_summary(
     example: int = 0,
 ) -> pd.DataFrame:
     """`ContextFlow.summary` for each layer (default all), one forward, one layer's tensor at a time."""
-    layers = list(range(model.cfg.n_layers)) if layers is None else list(layers)
-    acts, labels = _flow_cache(model, input, layers, destinations, example)
-    frames = [_layer_flow(model, acts, labels, layer, destinations).summary(k) for layer in layers]
-    return pd.concat(frames, ignore_index=True)
+    return _per_layer(model, input, layers, destinations, example, lambda flow: flow.summary(k))
 
 
 def flow_graph(
@@ -213,7 +207,18 @@ def flow_graph(
     example: int = 0,
 ) -> pd.DataFrame:
     """`ContextFlow.graph` edges for each layer (default all): the Ferrando & Voita contribution graph."""
+    return _per_layer(model, input, layers, destinations, example, lambda flow: flow.graph(threshold))
+
+
+def _per_layer(
+    model: HookedTransformer,
+    input: Input,
+    layers: Sequence[int] | None,
+    destinations: Sequence[int] | None,
+    example: int,
+    table: Callable[[ContextFlow], pd.DataFrame],
+) -> pd.DataFrame:
     layers = list(range(model.cfg.n_layers)) if layers is None else list(layers)
     acts, labels = _flow_cache(model, input, layers, destinations, example)
-    frames = [_layer_flow(model, acts, labels, layer, destinations).graph(threshold) for layer in layers]
+    frames = [table(_layer_flow(model, acts, labels, layer, destinations)) for layer in layers]
     return pd.concat(frames, ignore_index=True)

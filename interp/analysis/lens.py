@@ -162,11 +162,7 @@ def direct_logit_attribution(
         for layer in range(cfg.n_layers):
             block = model.blocks[layer]
             z = cache[Head(layer, 0).hook_name][rows, index]  # [batch, head, d_head]
-            heads = attr(head_outputs(z, block.attn.W_O))
-            out += [
-                {"component": "head", "layer": layer, "head": h, "attribution": float(v)}
-                for h, v in enumerate(heads)
-            ]
+            out += _rows("head", layer, attr(head_outputs(z, block.attn.W_O)))
             if block.attn.b_O is not None:
                 b_O = block.attn.b_O.expand(prompt.batch, -1)
                 out.append({"component": "attn_bias", "layer": layer, "attribution": float(attr(b_O))})
@@ -175,11 +171,7 @@ def direct_logit_attribution(
                 out.append({"component": "mlp", "layer": layer, "attribution": float(attr(mlp))})
                 continue
             post = cache[MLPPost(layer).hook_name][rows, index]  # [batch, d_mlp]
-            per_neuron = attr(post[..., None] * block.mlp.W_out)  # [d_mlp]
-            out += [
-                {"component": "neuron", "layer": layer, "neuron": i, "attribution": float(v)}
-                for i, v in enumerate(per_neuron)
-            ]
+            out += _rows("neuron", layer, attr(post[..., None] * block.mlp.W_out))  # one per neuron
             if block.mlp.b_out is not None:
                 b_out = block.mlp.b_out.expand(prompt.batch, -1)
                 out.append({"component": "mlp_bias", "layer": layer, "attribution": float(attr(b_out))})
@@ -193,6 +185,14 @@ def direct_logit_attribution(
         actual = actual - upcast(logits[rows, index]).gather(-1, wrong[:, None]).squeeze(-1)
     df.attrs.update(logit=float(actual.mean()), constant=float(const.mean()))
     return df
+
+
+def _rows(component: str, layer: int, values: Tensor) -> list[dict]:
+    """One row per head or neuron of a layer."""
+    return [
+        {"component": component, "layer": layer, component: i, "attribution": float(v)}
+        for i, v in enumerate(values)
+    ]
 
 
 def _readout_constant(model: HookedTransformer, ids: Tensor) -> Tensor:

@@ -31,17 +31,16 @@ from interp.analysis.engine import (
     token_ids,
 )
 from interp.analysis.metrics import upcast
-from interp.analysis.specs import MLPPost, Neuron, ResidPre, cell_row, cell_sites, validate_cells
+from interp.analysis.specs import (
+    MLPPost,
+    Neuron,
+    ResidPre,
+    cell_row,
+    cell_sites,
+    check_layers,
+    validate_cells,
+)
 from interp.transformer import HookedTransformer
-
-
-def _layers(model: HookedTransformer, layers: Sequence[int] | None) -> list[int]:
-    n = model.cfg.n_layers
-    out = list(range(n)) if layers is None else list(layers)
-    bad = [layer for layer in out if not 0 <= layer < n]
-    if bad:
-        raise ValueError(f"layers {bad} out of range; the model has {n} layers (0..{n - 1})")
-    return out
 
 
 def knowledge_neurons(
@@ -63,7 +62,7 @@ def knowledge_neurons(
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
     base = prepare(model, prompt)
-    layers = _layers(model, layers)
+    layers = check_layers(model, layers)
     index = read_index(base, read_pos)
     if not isinstance(index, Tensor):
         raise ValueError("knowledge neurons read one position per example; give read_pos as an int")
@@ -126,7 +125,7 @@ def top_neurons(
     Columns: layer, neuron, activation.
     """
     base = prepare(model, prompt)
-    layers = _layers(model, layers)
+    layers = check_layers(model, layers)
     index = read_index(base, read_pos)
     if not isinstance(index, Tensor):
         raise ValueError("top_neurons reads one position per example; give read_pos as an int")

@@ -158,6 +158,15 @@ def _layers(model: HookedTransformer, layers: Iterable[int] | None) -> list[int]
     return list(range(model.cfg.n_layers)) if layers is None else list(layers)
 
 
+def check_layers(model: HookedTransformer, layers: Iterable[int] | None) -> list[int]:
+    """The layers asked for (default all), each checked against the model's depth."""
+    out, n = _layers(model, layers), model.cfg.n_layers
+    bad = [layer for layer in out if not 0 <= layer < n]
+    if bad:
+        raise ValueError(f"layers {bad} out of range; the model has {n} layers (0..{n - 1})")
+    return out
+
+
 def _positions(n_pos: int | None) -> list[int | None]:
     return [None] if n_pos is None else list(range(n_pos))
 
@@ -183,6 +192,14 @@ class Embed(Site):
 
 
 @dataclass(frozen=True)
+class LayerSite(Site):
+    """A site that covers a whole layer's activation at `pos`; subclasses only name their kind."""
+
+    layer: int
+    pos: Pos = None
+
+
+@dataclass(frozen=True)
 class PosEmbed(Embed):
     """The learned position embeddings (hook_pos_embed), on models that have them."""
 
@@ -198,31 +215,22 @@ class PosEmbed(Embed):
         super().validate(model, n_pos)
 
 
-@dataclass(frozen=True)
-class ResidPre(Site):
+class ResidPre(LayerSite):
     """The residual stream entering block `layer`."""
 
     kind: ClassVar[str] = "resid_pre"
-    layer: int
-    pos: Pos = None
 
 
-@dataclass(frozen=True)
-class ResidMid(Site):
+class ResidMid(LayerSite):
     """The residual stream of block `layer` after its attention, before its MLP."""
 
     kind: ClassVar[str] = "resid_mid"
-    layer: int
-    pos: Pos = None
 
 
-@dataclass(frozen=True)
-class ResidPost(Site):
+class ResidPost(LayerSite):
     """The residual stream after block `layer` (ROME's hidden state h_i^(l))."""
 
     kind: ClassVar[str] = "resid_post"
-    layer: int
-    pos: Pos = None
 
 
 @dataclass(frozen=True)
@@ -272,31 +280,22 @@ def _resid_class(stage: str) -> type[Site]:
     return RESID[stage]
 
 
-@dataclass(frozen=True)
-class Attn(Site):
+class Attn(LayerSite):
     """A whole attention layer's output, attn_out (the sum of its heads plus b_O)."""
 
     kind: ClassVar[str] = "attn"
-    layer: int
-    pos: Pos = None
 
 
-@dataclass(frozen=True)
-class MLP(Site):
+class MLP(LayerSite):
     """A whole MLP layer's output, mlp_out."""
 
     kind: ClassVar[str] = "mlp"
-    layer: int
-    pos: Pos = None
 
 
-@dataclass(frozen=True)
-class MLPPost(Site):
+class MLPPost(LayerSite):
     """An MLP layer's hidden activations (hook_post, [batch, pos, d_mlp]), every neuron; `Neuron` is one."""
 
     kind: ClassVar[str] = "mlp_post"
-    layer: int
-    pos: Pos = None
 
 
 HEAD_PARTS = ("z", "q", "k", "v", "pattern", "result")
