@@ -358,7 +358,8 @@ def edited(
     With `strict=False`, positions a (shorter) forward does not have are skipped instead of an error.
     """
     (cell,), sources = bind_pairs(model, [pairs], None)
-    runs = {k: reference_runs(model, [p], names, Logits())[0] for k, (p, names) in sources.items()}
+    last = max((-1 if s.start is None else s.start for s, _ in cell), default=-1)
+    runs = {k: reference_runs(model, [p], names, Until(last + 1))[0] for k, (p, names) in sources.items()}
     plan: Plan = {}
     for site, edit in cell:
         bound = edit.bind(site, runs.get(id(edit.source)))
@@ -447,7 +448,7 @@ def sweep(
             _repeat(x, n),
             base.repeat(n),
             readout,
-            start=max(start, 0) if start >= 0 else None,
+            start=start if start >= 0 else None,
             plan=plan,
         )
         for slot, i in enumerate(chunk):
@@ -455,7 +456,9 @@ def sweep(
             def redo(hooks: Sequence[HookSpec], p: Plan = own[slot], start: int = start) -> Tensor:
                 return _rerun(model, base, readout, p, hooks, start, base_run)
 
-            where = "the cell " + " + ".join(f"{s} ({e!r})" for s, e in bound_cells[i])
+            def where(cell: list = bound_cells[i]) -> str:
+                return "the cell " + " + ".join(f"{s} ({e!r})" for s, e in cell)
+
             values[i] = check(out[slot * B : (slot + 1) * B], redo, where)
     readouts = {k: r.readout for k, r in runs.items()}
     return Sweep(
@@ -505,7 +508,9 @@ class _Checker:
     readout: Readout
     metric: Metric
 
-    def __call__(self, value: Tensor, rerun: Callable[[Sequence[HookSpec]], Tensor], where: str) -> Tensor:
+    def __call__(
+        self, value: Tensor, rerun: Callable[[Sequence[HookSpec]], Tensor], where: str | Callable[[], str]
+    ) -> Tensor:
         out = torch.as_tensor(call_metric(self.metric, value, self.readout, self.prompt))
         if bool(torch.isfinite(out.detach()).all()):
             return out
