@@ -395,7 +395,13 @@ def sweep(
     progress: bool | None = None,
     desc: str = "cells",
 ) -> Sweep:
-    """`metric(readout)` of the base run under each cell's edits; see the module docstring."""
+    """`metric(readout)` of the base run under each cell's edits; see the module docstring.
+
+    The metric receives the readout of the cell's rows: by default `Logits()`, the logits at each example's
+    last real token, [batch, d_vocab]; `Activation(site)` gives that site's slice. `FromBase(make)` builds
+    the metric from the base run's readout first. `base_edits` apply to the base run itself (e.g. the
+    corruption of causal tracing), so every cell sees them.
+    """
     readout = readout or Logits()
     bound_cells, sources = bind_pairs(model, cells, base.n_pos)
     (base_cell,), _ = bind_pairs(model, [base_edits], base.n_pos) if base_edits else ([[]], {})

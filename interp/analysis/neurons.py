@@ -46,19 +46,23 @@ from interp.transformer import HookedTransformer
 def knowledge_neurons(
     model: HookedTransformer,
     prompt: Input,
-    answer: TokenLike,
+    answer: TokenLike | None = None,
     *,
     layers: Sequence[int] | None = None,
     steps: int = 20,
     read_pos: ReadPos = None,
     progress: bool | None = None,
+    target: TokenLike | None = None,
 ) -> pd.DataFrame:
     """Integrated-gradients attribution of P(answer) to every neuron (at the read position), high to low.
 
     Batched prompts are attributed separately and averaged (Dai et al. aggregate over paraphrases).
     One forward and one backward of `steps` × batch rows per layer, each starting at that layer.
-    Columns: layer, neuron, activation (mean over the batch), attribution.
+    Columns: layer, neuron, activation (mean over the batch), attribution. Deprecated: `target=`.
     """
+    answer = answer if target is None else target
+    if answer is None:
+        raise ValueError("knowledge neurons need the answer token (answer=...)")
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
     base = prepare(model, prompt)

@@ -78,12 +78,18 @@ def patch(
 def denoise(
     model: HookedTransformer, clean: Input, corrupted: Input, sites: Sequence[Cell], metric: Metric, **kwargs
 ) -> pd.DataFrame:
-    """Run the corrupted prompt, restoring one clean activation per cell (what TransformerLens computes)."""
+    """Run the corrupted prompt, restoring one clean activation per cell (what TransformerLens computes).
+
+    `metric` receives the logits at `read_pos` only, [batch, d_vocab]; columns and attrs as in `patch`.
+    """
     return patch(model, corrupted, clean, sites, metric, **kwargs)
 
 
 def noise(
     model: HookedTransformer, clean: Input, corrupted: Input, sites: Sequence[Cell], metric: Metric, **kwargs
 ) -> pd.DataFrame:
-    """Run the clean prompt, inserting one corrupted activation per cell: which sites are necessary."""
+    """Run the clean prompt, inserting one corrupted activation per cell: which sites are necessary.
+
+    `metric` receives the logits at `read_pos` only, [batch, d_vocab]; columns and attrs as in `patch`.
+    """
     return patch(model, clean, corrupted, sites, metric, **kwargs)
