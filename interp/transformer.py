@@ -15,15 +15,16 @@ import torch.nn.functional as F
 from jaxtyping import Float, Int
 from torch import Tensor, nn
 
-from interp import storage
+from interp import generation, storage
 from interp import tokens as tok_utils
 from interp.cache import ActivationCache, cache_hooks, deferred_results
 from interp.config import ModelConfig
 from interp.hooks import HookedRootModule, HookPoint, HookSpec, NameFilter
+from interp.kv_cache import KVCache
 from interp.layers.block import TransformerBlock
 from interp.layers.embed import Embed, PosEmbed, make_unembed
 from interp.layers.norms import make_norm
-from interp.layers.sequence_info import SequenceInfo
+from interp.layers.sequence_info import SequenceInfo, running
 
 Input = str | Sequence[str] | Tensor
 ReturnType = Literal["logits", "loss", "both"] | None
@@ -59,11 +60,14 @@ class HookedTransformer(HookedRootModule):
         start_at_layer: int | None = None,
         stop_at_layer: int | None = None,
         prepend_bos: bool | None = None,
+        past_kv_cache: KVCache | None = None,
     ) -> Any:
         """Logits [batch, pos, d_vocab] (or loss, both, or None) for text, a list of texts, or token ids.
 
         With `start_at_layer`, `input` is the residual stream entering that block ([batch, pos, d_model]);
         with `stop_at_layer`, the residual stream entering that block is returned instead of logits.
+        With `past_kv_cache`, `input` holds only the positions after the cached ones (and `attention_mask`
+        covers only those); their keys and values are appended to the cache (see `interp.kv_cache`).
         """
         n = self.cfg.n_layers
         start = self._layer_index(start_at_layer, "start_at_layer", default=0)
@@ -79,8 +83,10 @@ class HookedTransformer(HookedRootModule):
                 )
             batch, n_pos = resid.shape[:2]
             self._check_length(n_pos)
-        seq = SequenceInfo.build(batch, n_pos, attention_mask, self.W_E.device)
-        with seq.active():  # hooks inside read it through current_sequence()
+        if past_kv_cache is not None:
+            self._check_length(past_kv_cache.length + n_pos)
+        seq = SequenceInfo.build(batch, n_pos, attention_mask, self.W_E.device, past_kv_cache)
+        with running(seq):  # hooks can ask which absolute positions they see (sequence_info.cached_positions)
             if tokens is not None:
                 resid = self.embed_tokens(tokens, seq)
             for block in self.blocks[start:stop]:
@@ -156,6 +162,11 @@ class HookedTransformer(HookedRootModule):
         with self.hooks(cache_hooks(attach, store, device)), torch.no_grad():
             out = self(input, **forward_kwargs)
         return out, ActivationCache(store, self, keys=names, deferred=deferred)
+
+    # ---- generation ----------------------------------------------------------------------------------------
+    # TransformerLens's `generate` with a per-call KV cache: the function itself, so help() shows its
+    # signature and docstring, and `model.generate(...)` is `interp.generation.generate(model, ...)`.
+    generate = generation.generate
 
     # ---- tokens --------------------------------------------------------------------------------------------
     def to_tokens(

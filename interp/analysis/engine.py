@@ -29,7 +29,7 @@ from interp.analysis.edits import At, Bound, Edit, EditFn, as_edit
 from interp.analysis.metrics import bind, upcast
 from interp.analysis.specs import Embed, ResidPre, Site
 from interp.hooks import HookPoint, HookSpec
-from interp.layers.sequence_info import current_sequence
+from interp.layers.sequence_info import cached_positions
 from interp.transformer import HookedTransformer
 
 Input = str | Sequence[str] | Tensor
@@ -261,8 +261,7 @@ def edit_hooks(plan: Plan, strict: bool = True) -> list[HookSpec]:
 
     def apply(act: Tensor, hook: HookPoint) -> Tensor:
         act = act.clone()  # never edit a tensor another module may still hold
-        seq = current_sequence()
-        offset = 0 if seq is None else seq.offset
+        offset = cached_positions()  # positions already in a KV cache: this tensor starts there
         for rows, site, fn in plan[hook.name]:
             part = act[rows]
             out = fn(part, At(site, offset, part.shape[site.pos_axis], strict))

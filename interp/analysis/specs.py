@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from interp.transformer import HookedTransformer
 
 Pos = int | tuple[int, ...] | None
-HeadPart = Literal["z", "q", "k", "v", "pattern", "result"]
+HeadPart = Literal["z", "q", "k", "v", "pattern", "result", "attn_scores", "rot_q", "rot_k"]
 Stage = Literal["pre", "mid", "post"]
 Selector = tuple[Any, ...]  # an index into an activation whose first axis is batch
 
@@ -51,8 +51,8 @@ SITES: dict[str, tuple[str, int]] = {
     "neuron": ("post", 1),
     "edge": ("attn_scores", 2),
     **{
-        f"head_{part}": (part, 2 if part == "pattern" else 1)
-        for part in ("z", "q", "k", "v", "pattern", "result")
+        f"head_{part}": (part, 2 if part in ("pattern", "attn_scores") else 1)
+        for part in ("z", "q", "k", "v", "pattern", "result", "attn_scores", "rot_q", "rot_k")
     },
 }
 
@@ -298,12 +298,15 @@ class MLPPost(LayerSite):
     kind: ClassVar[str] = "mlp_post"
 
 
-HEAD_PARTS = ("z", "q", "k", "v", "pattern", "result")
+HEAD_PARTS = ("z", "q", "k", "v", "pattern", "result", "attn_scores", "rot_q", "rot_k")
+KV_PARTS = ("k", "v", "rot_k")  # parts indexed by key/value head (grouped-query attention)
+QUERY_PARTS = ("pattern", "attn_scores")  # [batch, head, query_pos, key_pos]
 
 
 @dataclass(frozen=True)
 class Head(Site):
-    """One attention head. `part` picks the activation: its output z (default), q, k, v, pattern or result.
+    """One attention head. `part` picks the activation: its output z (default), q, k, v, pattern or result
+    (also its masked scores "attn_scores", and "rot_q"/"rot_k" after the rotary embedding, on RoPE models).
 
     z is patched rather than hook_result: result = z @ W_O[h] is linear in z, so zeroing, averaging or
     copying z does the same to the head's output without materialising the per-head [d_model] tensor
@@ -329,14 +332,14 @@ class Head(Site):
         return f"head_{self.part}"
 
     def select(self, positions: Any) -> Selector:
-        if self.part == "pattern":  # [batch, head, query_pos, key_pos]
+        if self.part in QUERY_PARTS:  # [batch, head, query_pos, key_pos]
             return (slice(None), self.head, positions)
         return (slice(None), positions, self.head)  # [batch, pos, head, d_head]
 
     def validate(self, model: HookedTransformer, n_pos: int | None = None) -> None:
         super().validate(model, n_pos)
-        heads = model.cfg.kv_heads if self.part in ("k", "v") else model.cfg.n_heads
-        what = "key/value heads" if self.part in ("k", "v") else "heads"
+        heads = model.cfg.kv_heads if self.part in KV_PARTS else model.cfg.n_heads
+        what = "key/value heads" if self.part in KV_PARTS else "heads"
         if not 0 <= self.head < heads:
             raise ValueError(f"{self}: head {self.head} out of range; layer {self.layer} has {heads} {what}")
 
@@ -355,7 +358,7 @@ class Head(Site):
         layers: Iterable[int] | None = None,
     ) -> list[Head]:
         """Every (layer, [pos,] head), in that order (TransformerLens's order for z, q, k and v sweeps)."""
-        heads = model.cfg.kv_heads if part in ("k", "v") else model.cfg.n_heads
+        heads = model.cfg.kv_heads if part in KV_PARTS else model.cfg.n_heads
         return [
             cls(layer, h, p, part)
             for layer in _layers(model, layers)

@@ -26,7 +26,7 @@ from interp.analysis import (
 )
 from interp.analysis.edits import At
 from interp.analysis.engine import edit_hooks
-from interp.layers.sequence_info import SequenceInfo
+from interp.layers.sequence_info import SequenceInfo, running
 
 
 def hand(model, tokens, name, fn):
@@ -123,7 +123,7 @@ def run_adapter(site, edit_fn, act, offset):
     """The engine's one adapter, called as a forward over a KV cache would call it (positions offset..)."""
     ((name, hook),) = edit_hooks({site.hook_name: [(slice(None), site, edit_fn)]})
     seq = SequenceInfo(torch.arange(offset, offset + act.shape[1])[None], None, offset=offset)
-    with seq.active():
+    with running(seq):
         return hook(act, type("H", (), {"name": name})())
 
 
