@@ -22,7 +22,7 @@ def randomize(model: torch.nn.Module, seed: int) -> torch.nn.Module:
     with torch.no_grad():
         for name, p in model.named_parameters():
             base = norm_base if _NORM.match(name) else 0.0
-            p.copy_(base + 0.2 * torch.randn(p.shape, generator=gen))
+            p.copy_(base + 0.15 * torch.randn(p.shape, generator=gen))
     return model.eval()
 
 
@@ -53,7 +53,7 @@ def _gemma3_multimodal() -> torch.nn.Module:
                   image_size=28, patch_size=14)  # fmt: skip
     text = {k: v for k, v in _gemma3_text().items() if k != "attn_implementation"}
     cfg = tr.Gemma3Config(text_config=text, vision_config=vision, mm_tokens_per_image=4, image_token_index=95,
-                          attn_implementation="eager")  # fmt: skip
+                          tie_word_embeddings=False, attn_implementation="eager")  # fmt: skip
     return tr.Gemma3ForConditionalGeneration(cfg)
 
 

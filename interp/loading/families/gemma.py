@@ -42,12 +42,12 @@ def _act(hf: Any) -> str:
 
 def _base(hf: Any, ck: Checkpoint, **variant: Any) -> ModelConfig:
     m, h, n = hf.hidden_size, hf.num_attention_heads, hf.num_hidden_layers
+    variant.setdefault("tie_embeddings", tied(hf, ck, "embed_tokens.weight"))
     return ModelConfig(
         d_model=m, n_layers=n, n_heads=h, n_kv_heads=hf.num_key_value_heads, d_head=hf.head_dim,
         d_mlp=hf.intermediate_size, d_vocab=hf.vocab_size, norm="rmsnorm", norm_eps=hf.rms_norm_eps,
         act_fn=_act(hf), gated_mlp=True, positional="rotary", qkv_bias=bool(hf.attention_bias),
-        attn_out_bias=bool(hf.attention_bias), mlp_bias=False, embed_scale=m**0.5,
-        tie_embeddings=tied(hf, ck, "embed_tokens.weight"), **variant,
+        attn_out_bias=bool(hf.attention_bias), mlp_bias=False, embed_scale=m**0.5, **variant,
     )  # fmt: skip
 
 
@@ -79,7 +79,7 @@ def gemma2_config(hf: Any, ck: Checkpoint) -> ModelConfig:
 
 def gemma3_config(hf: Any, ck: Checkpoint) -> ModelConfig:
     # Gemma3ForConditionalGeneration applies no final-logit soft-cap (Gemma3ForCausalLM does, when set).
-    multimodal, hf = hasattr(hf, "text_config"), _text(hf)
+    multimodal, top, hf = hasattr(hf, "text_config"), hf, _text(hf)
     if getattr(hf, "use_bidirectional_attention", False):
         raise LoadError("Gemma 3 with use_bidirectional_attention (an encoder) is not a causal LM")
     rope = rope_parameters(hf)
@@ -90,7 +90,8 @@ def gemma3_config(hf: Any, ck: Checkpoint) -> ModelConfig:
     return _base(
         hf, ck, n_ctx=context(hf, scaling), rotary_base=rope_theta(full, hf, 1e6), rope_scaling=scaling,
         rotary_base_local=rope_theta(local, hf, 10000.0), norms=NormLayout(post=True, qk_norm="head"),
-        **_gemma2_variant(hf, attn_cap=False, logit_cap=not multimodal),  # Gemma 3's attention ignores attn_logit_softcapping (QK-norm instead)
+        **_gemma2_variant(hf, attn_cap=False, logit_cap=not multimodal),
+        tie_embeddings=tied(top, ck, "embed_tokens.weight"),  # the multimodal model ties by its own flag  # Gemma 3's attention ignores attn_logit_softcapping (QK-norm instead)
     )  # fmt: skip
 
 
@@ -155,8 +156,12 @@ def gemma2_weights(hf: Any, cfg: ModelConfig, ck: Checkpoint) -> Iterator[tuple[
 def gemma3_weights(hf: Any, cfg: ModelConfig, ck: Checkpoint) -> Iterator[tuple[str, Tensor]]:
     # Gemma3ForCausalLM: "model.layers...". The multimodal model keeps the text tower under
     # "model.language_model." (transformers 5) or "language_model.model." (the Hub's gemma-3-4b and larger).
-    layouts = (("", "lm_head.weight"), ("language_model.", "lm_head.weight"), ("language_model.model.", "language_model.lm_head.weight"))  # fmt: skip
-    p, head = next((lay for lay in layouts if ck.has(lay[0] + "embed_tokens.weight")), layouts[0])
+    p = next(
+        (p for p in ("language_model.", "language_model.model.") if ck.has(p + "embed_tokens.weight")), ""
+    )
+    head = next(
+        (k for k in ("language_model.lm_head.weight", "lm_head.weight") if ck.has(k)), "lm_head.weight"
+    )
     yield from _weights(cfg, ck, p, _SANDWICH)
     if not cfg.tie_embeddings:
         yield from _unembed(cfg, ck, head)
