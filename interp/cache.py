@@ -262,10 +262,9 @@ class ActivationCache(Mapping[str, Tensor]):
             else:
                 W_O = self.model.blocks[i].attn.W_O.to(self["z", i].device)
                 result = torch.einsum("bphd,hdm->bphm", self["z", i], W_O)
-            post = self.model.blocks[i].ln1_post if hasattr(self.model.blocks[i], "ln1_post") else None
-            if hasattr(
-                post, "w"
-            ):  # Gemma 2/3, OLMo 2: each head through ln1_post, frozen at this run's scale
+            # Gemma 2/3, OLMo 2: each head goes through ln1_post, frozen at this run's scale.
+            post = getattr(self.model.blocks[i], "ln1_post", None)
+            if hasattr(post, "w"):
                 scale = self[f"blocks.{i}.ln1_post.hook_scale"].to(result.dtype)
                 result = post.w.to(result) * post.center(result) / scale[..., None, :]
             parts.append(result.movedim(2, 0))  # [head, batch, pos, d_model]
