@@ -12,6 +12,7 @@ from family_models import FACTORIES, VOCAB, make
 
 import interp
 from interp.analysis import Resid, causal_trace, denoise, logit_diff
+from interp.params import param_breakdown
 
 KINDS = list(FACTORIES)
 ATOL = 1e-5
@@ -65,6 +66,19 @@ def test_matches_hugging_face(kind, tokens, saved):
     torch.testing.assert_close(final, ref.hidden_states[n], atol=ATOL, rtol=0)
     for layer in range(n):
         torch.testing.assert_close(cache["pattern", layer], ref.attentions[layer], atol=ATOL, rtol=0)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_param_counts_match_the_model(kind):
+    hf = make(kind)
+    ours = interp.load(hf)
+    df = param_breakdown(ours)  # raises if the formula and the model's parameters disagree
+    multimodal = hasattr(getattr(hf, "model", None), "language_model")
+    text = [hf.model.language_model, hf.lm_head] if multimodal else hf
+    modules = text if isinstance(text, list) else [text]
+    params = {id(p): p.numel() for m in modules for p in m.parameters()}  # a tied matrix once
+    unused = 2 * ours.cfg.d_model if kind.startswith("opt") else 0  # OPT's two padding position rows
+    assert df["params"].iloc[-1] == sum(params.values()) - unused
 
 
 @pytest.mark.parametrize("kind", KINDS)
