@@ -140,6 +140,8 @@ class ActivationCache(Mapping[str, Tensor]):
             name = act_name(*key)
         if name in self._deferred:
             self._store[name] = self._derive_result(name)
+        if name in getattr(self.model, "absent_hooks", {}):
+            raise KeyError(f"{name!r} does not exist in this model: {self.model.absent_hooks[name]}")
         if name not in self._keys:
             raise KeyError(self._missing(name))
         return self._store[name]
@@ -210,8 +212,16 @@ class ActivationCache(Mapping[str, Tensor]):
 
         The stack sums to `resid_pre[layer]` (to `resid_mid[layer]` with mlp_input, and to the final
         residual when layer is None). Labels follow TransformerLens: "embed", "0_attn_out", "0_mlp_out", ...
+        Post-norms (Gemma 2/3, OLMo 2) sit inside attn_out / mlp_out, so the sum still holds; in a parallel
+        block the MLP reads resid_pre, so mlp_input adds no attn_out of its own layer.
         """
-        n = self.model.cfg.n_layers
+        cfg = self.model.cfg
+        if cfg.norms.residual:
+            raise ValueError(
+                "decompose_resid: this model is post-LN (OPT-350m style): ln1 / ln2 renormalise the residual "
+                "itself after each add, so no stack of component outputs sums to it; use accumulated_resid"
+            )
+        n = cfg.n_layers
         layer = n if layer is None else layer
         parts: list[Tensor] = []
         labels: list[str] = []
@@ -226,8 +236,9 @@ class ActivationCache(Mapping[str, Tensor]):
         if mlp_input:
             if layer >= n:
                 raise ValueError("mlp_input needs a layer below n_layers")
-            parts.append(self["attn_out", layer])
-            labels.append(f"{layer}_attn_out")
+            if not cfg.parallel_attn_mlp:
+                parts.append(self["attn_out", layer])
+                labels.append(f"{layer}_attn_out")
         stack = _slice_pos(torch.stack(parts), pos_slice)
         if apply_ln:
             stack = self.apply_ln_to_stack(stack, layer, mlp_input, pos_slice)
@@ -253,7 +264,9 @@ class ActivationCache(Mapping[str, Tensor]):
                 continue
             parts.append(self["resid_pre", i])
             labels.append(f"{i}_pre")
-            if (incl_mid and i < layer) or (mlp_input and i == layer):
+            if (
+                (incl_mid and i < layer) or (mlp_input and i == layer)
+            ) and not self.model.cfg.parallel_attn_mlp:
                 parts.append(self["resid_mid", i])
                 labels.append(f"{i}_mid")
         stack = _slice_pos(torch.stack(parts), pos_slice)
@@ -278,6 +291,11 @@ class ActivationCache(Mapping[str, Tensor]):
             else:
                 W_O = self.model.blocks[i].attn.W_O.to(self["z", i].device)
                 result = torch.einsum("bphd,hdm->bphm", self["z", i], W_O)
+            # Gemma 2/3, OLMo 2: each head goes through ln1_post, frozen at this run's scale.
+            post = getattr(self.model.blocks[i], "ln1_post", None)
+            if hasattr(post, "w"):
+                scale = self[f"blocks.{i}.ln1_post.hook_scale"].to(result.dtype)
+                result = post.w.to(result) * post.center(result) / scale[..., None, :]
             parts.append(result.movedim(2, 0))  # [head, batch, pos, d_model]
             labels += [f"L{i}H{h}" for h in range(cfg.n_heads)]
         stack = _slice_pos(torch.cat(parts), pos_slice)
@@ -300,7 +318,13 @@ class ActivationCache(Mapping[str, Tensor]):
         if layer is None or layer >= n:
             norm, scale = self.model.ln_final, self["scale"]
         else:
-            sub = "ln2" if mlp_input else "ln1"
+            cfg = self.model.cfg
+            sub = "ln2" if mlp_input and not cfg.norms.shared_ln else "ln1"
+            if not cfg.norms.pre or cfg.norms.residual:
+                raise ValueError(
+                    f"apply_ln at layer {layer}: no norm reads the residual stream there in this model "
+                    "(its norms follow attention / the MLP); use layer=None for ln_final"
+                )
             norm, scale = getattr(self.model.blocks[layer], sub), self["scale", layer, sub]
         scale = _slice_pos(scale, pos_slice)
         return norm.center(stack) / scale.to(stack.dtype)

@@ -21,8 +21,8 @@ from interp.cache import ActivationCache, cache_hooks, deferred_results
 from interp.config import ModelConfig
 from interp.hooks import HookedRootModule, HookPoint, HookRangeError, HookSpec, NameFilter
 from interp.kv_cache import KVCache
-from interp.layers.block import TransformerBlock
-from interp.layers.embed import Embed, PosEmbed, make_unembed
+from interp.layers.block import make_block
+from interp.layers.embed import PosEmbed, make_embed, make_unembed
 from interp.layers.norms import make_norm
 from interp.layers.sequence_info import SequenceInfo, running
 
@@ -39,13 +39,13 @@ class HookedTransformer(HookedRootModule):
         self.cfg = cfg
         self.tokenizer = tokenizer
         self.default_prepend_bos = default_prepend_bos  # BOS policy when to_tokens is not told
-        self.embed = Embed(cfg)
+        self.embed = make_embed(cfg)
         self.hook_embed = HookPoint()
         # Learned absolute positions are added to the residual stream; RoPE models rotate q and k instead.
         self.pos_embed = PosEmbed(cfg) if cfg.positional == "learned" else None
         self.hook_pos_embed = HookPoint() if cfg.positional == "learned" else None
-        self.blocks = nn.ModuleList(TransformerBlock(cfg, layer) for layer in range(cfg.n_layers))
-        self.ln_final = make_norm(cfg)
+        self.blocks = nn.ModuleList(make_block(cfg, layer) for layer in range(cfg.n_layers))
+        self.ln_final = make_norm(cfg) if cfg.norms.final else nn.Identity()  # OPT-350m's post-LN: none
         self.unembed = make_unembed(cfg, self.embed)
         if init:  # loaders pass init=False and copy the checkpoint in instead
             self.init_weights()
@@ -279,7 +279,7 @@ class HookedTransformer(HookedRootModule):
         if isinstance(tokens, str):
             tokens = self.to_single_token(tokens)
         ids = torch.as_tensor(tokens, device=self.W_U.device)
-        return self.W_U[:, ids].movedim(0, -1) * self.ln_final.w
+        return self.W_U[:, ids].movedim(0, -1) * getattr(self.ln_final, "w", 1.0)
 
     def init_weights(self, std: float = 0.02, seed: int | None = None) -> None:
         """GPT-2 initialisation: N(0, std) matrices, output projections scaled by 1/sqrt(2 n_layers)."""
