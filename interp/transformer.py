@@ -18,6 +18,9 @@ from torch import Tensor, nn
 from interp import storage
 from interp import tokens as tok_utils
 from interp.cache import ActivationCache, cache_hooks, deferred_results
+from interp.compat.config_view import TLConfigView, as_model_config
+from interp.compat.model import TLModelMixin
+from interp.compat.run import run_with_cache_tl
 from interp.config import ModelConfig
 from interp.hooks import HookedRootModule, HookPoint, HookSpec, NameFilter
 from interp.layers.block import TransformerBlock
@@ -29,12 +32,20 @@ Input = str | Sequence[str] | Tensor
 ReturnType = Literal["logits", "loss", "both"] | None
 
 
-class HookedTransformer(HookedRootModule):
+class HookedTransformer(TLModelMixin, HookedRootModule):
+    """`model.cfg` is a read-only view with TransformerLens's names too; `model.config` is the ModelConfig."""
+
     def __init__(
-        self, cfg: ModelConfig, tokenizer: Any = None, default_prepend_bos: bool = True, init: bool = True
+        self,
+        cfg: ModelConfig | TLConfigView,
+        tokenizer: Any = None,
+        default_prepend_bos: bool = True,
+        init: bool = True,
     ) -> None:
         super().__init__()
-        self.cfg = cfg
+        cfg = as_model_config(cfg)
+        self._init_compat()
+        self.config = cfg
         self.tokenizer = tokenizer
         self.default_prepend_bos = default_prepend_bos  # BOS policy when to_tokens is not told
         self.embed = Embed(cfg)
@@ -59,23 +70,26 @@ class HookedTransformer(HookedRootModule):
         start_at_layer: int | None = None,
         stop_at_layer: int | None = None,
         prepend_bos: bool | None = None,
+        loss_per_token: bool = False,
+        padding_side: tok_utils.PaddingSide | None = None,
     ) -> Any:
         """Logits [batch, pos, d_vocab] (or loss, both, or None) for text, a list of texts, or token ids.
 
         With `start_at_layer`, `input` is the residual stream entering that block ([batch, pos, d_model]);
         with `stop_at_layer`, the residual stream entering that block is returned instead of logits.
+        `loss_per_token` returns the loss [batch, pos - 1] instead of its mean (TL's name).
         """
-        n = self.cfg.n_layers
+        n = self.config.n_layers
         start = self._layer_index(start_at_layer, "start_at_layer", default=0)
         stop = self._layer_index(stop_at_layer, "stop_at_layer", default=n)
         if start_at_layer is None:
-            tokens, attention_mask = self._tokens_and_mask(input, attention_mask, prepend_bos)
+            tokens, attention_mask = self._tokens_and_mask(input, attention_mask, prepend_bos, padding_side)
             batch, n_pos = tokens.shape
         else:
             tokens, resid = None, input
-            if not isinstance(resid, Tensor) or resid.ndim != 3 or resid.shape[-1] != self.cfg.d_model:
+            if not isinstance(resid, Tensor) or resid.ndim != 3 or resid.shape[-1] != self.config.d_model:
                 raise ValueError(
-                    f"with start_at_layer, input must be a residual [batch, pos, {self.cfg.d_model}]"
+                    f"with start_at_layer, input must be a residual [batch, pos, {self.config.d_model}]"
                 )
             batch, n_pos = resid.shape[:2]
             self._check_length(n_pos)
@@ -93,7 +107,7 @@ class HookedTransformer(HookedRootModule):
             return None
         if tokens is None:
             raise ValueError("a loss needs tokens; it cannot be computed with start_at_layer")
-        loss = lm_loss(logits, tokens, attention_mask)
+        loss = lm_loss(logits, tokens, attention_mask, per_token=loss_per_token)
         return loss if return_type == "loss" else (logits, loss)
 
     def embed_tokens(
@@ -146,8 +160,19 @@ class HookedTransformer(HookedRootModule):
         """Forward once, keeping the activations selected by `names_filter` (default: all).
 
         Per-head results (`hook_result`) that no other hook needs are derived from z on first access.
+        TransformerLens's `remove_batch_dim`, `pos_slice` and `incl_bwd` are accepted (interp.compat.run);
+        the default skips TL's per-head input copies (`hook_q_input`, ...) unless their switch is on.
         """
+        tl_args = {
+            k: forward_kwargs.pop(k)
+            for k in ("remove_batch_dim", "pos_slice", "incl_bwd")
+            if k in forward_kwargs
+        }
+        if tl_args:
+            return run_with_cache_tl(self, input, names_filter, device, tl_args, forward_kwargs)
         names = self.resolve_hook_names(names_filter)
+        if names_filter is None:
+            names = self.default_cache_names(names)
         deferred = deferred_results(self, names)
         attach = [n for n in names if n not in deferred]
         attach += [z for z in deferred.values() if z not in attach]
@@ -169,14 +194,6 @@ class HookedTransformer(HookedRootModule):
         tokens, mask = tok_utils.encode(self.tokenizer, input, bos, padding_side)
         tokens, mask = tokens.to(self.W_E.device), mask.to(self.W_E.device)
         return (tokens, mask) if return_attention_mask else tokens
-
-    def to_str_tokens(
-        self, input: str | Tensor | Sequence[int], prepend_bos: bool | None = None
-    ) -> list[str]:
-        tok = tok_utils.require(self.tokenizer)
-        if isinstance(input, str):
-            input = self.to_tokens(input, prepend_bos=prepend_bos)
-        return [tok.decode([i]) for i in tok_utils.as_id_list(input)]
 
     def to_string(self, tokens: Tensor | Sequence[int]) -> str | list[str]:
         tok = tok_utils.require(self.tokenizer)
@@ -204,20 +221,10 @@ class HookedTransformer(HookedRootModule):
     def W_pos(self) -> Tensor | None:
         return None if self.pos_embed is None else self.pos_embed.W_pos
 
-    def tokens_to_residual_directions(self, tokens: int | str | Tensor) -> Tensor:
-        """Residual directions [..., d_model] whose dot product with a normalised residual is the logit.
-
-        ln_final's weight is folded in, so direct logit attribution needs no folded model.
-        """
-        if isinstance(tokens, str):
-            tokens = self.to_single_token(tokens)
-        ids = torch.as_tensor(tokens, device=self.W_U.device)
-        return self.W_U[:, ids].movedim(0, -1) * self.ln_final.w
-
     def init_weights(self, std: float = 0.02, seed: int | None = None) -> None:
         """GPT-2 initialisation: N(0, std) matrices, output projections scaled by 1/sqrt(2 n_layers)."""
         gen = torch.Generator().manual_seed(seed) if seed is not None else None
-        out_std = std / (2 * self.cfg.n_layers) ** 0.5
+        out_std = std / (2 * self.config.n_layers) ** 0.5
         with torch.no_grad():
             for name, p in self.named_parameters():
                 if p.ndim == 1:
@@ -231,10 +238,15 @@ class HookedTransformer(HookedRootModule):
 
     # ---- input checks --------------------------------------------------------------------------------------
     def _tokens_and_mask(
-        self, input: Input, attention_mask: Tensor | None, prepend_bos: bool | None
+        self,
+        input: Input,
+        attention_mask: Tensor | None,
+        prepend_bos: bool | None,
+        padding_side: tok_utils.PaddingSide | None = None,
     ) -> tuple[Tensor, Tensor | None]:
         if isinstance(input, str) or (isinstance(input, Sequence) and not isinstance(input, Tensor)):
-            tokens, mask = self.to_tokens(input, prepend_bos=prepend_bos, return_attention_mask=True)
+            side = padding_side or "right"
+            tokens, mask = self.to_tokens(input, prepend_bos, side, return_attention_mask=True)
             attention_mask = mask if attention_mask is None else attention_mask
         elif isinstance(input, Tensor):
             tokens = input[None] if input.ndim == 1 else input
@@ -248,9 +260,9 @@ class HookedTransformer(HookedRootModule):
         if tokens.numel() == 0:
             raise ValueError(f"empty input: got token ids of shape {tuple(tokens.shape)}")
         self._check_length(tokens.shape[1])
-        if tokens.max() >= self.cfg.d_vocab or tokens.min() < 0:
+        if tokens.max() >= self.config.d_vocab or tokens.min() < 0:
             raise ValueError(
-                f"token ids must lie in [0, {self.cfg.d_vocab}); got {int(tokens.min())}..{int(tokens.max())}"
+                f"token ids must lie in [0, {self.config.d_vocab}); got {int(tokens.min())}..{int(tokens.max())}"
             )
         if attention_mask is not None and attention_mask.shape != tokens.shape:
             raise ValueError(
@@ -259,15 +271,15 @@ class HookedTransformer(HookedRootModule):
         return tokens, attention_mask
 
     def _check_length(self, n_pos: int) -> None:
-        if n_pos > self.cfg.n_ctx:
-            raise ValueError(f"input has {n_pos} tokens but the model's context n_ctx is {self.cfg.n_ctx}")
+        if n_pos > self.config.n_ctx:
+            raise ValueError(f"input has {n_pos} tokens but the model's context n_ctx is {self.config.n_ctx}")
         if n_pos == 0:
             raise ValueError("empty input: zero positions")
 
     def _layer_index(self, value: int | None, what: str, default: int) -> int:
         if value is None:
             return default
-        n = self.cfg.n_layers
+        n = self.config.n_layers
         if not -n <= value <= n:
             raise ValueError(f"{what}={value} out of range for a {n}-layer model")
         return value % (n + 1) if value >= 0 else value + n

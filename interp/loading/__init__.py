@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from interp import embedded, storage
+from interp.compat import aliases
 from interp.errors import LoadError, ParityError
 from interp.loading.checkpoint import Checkpoint
 from interp.loading.families import ARCHITECTURES, BY_MODEL_TYPE
@@ -32,11 +33,20 @@ def load(
     tokenizer: Any = None,
     check_parity: bool = False,
     parity_atol: float = 1e-4,
+    fold_ln: bool = False,
+    center_writing_weights: bool = False,
+    center_unembed: bool = False,
+    fold_value_biases: bool = False,
 ) -> HookedTransformer:
-    """Load a model: an embedded name (default "tiny-facts"), a local folder, a hub id, or an HF model.
+    """Load a model, in eval mode: an embedded name (default "tiny-facts"), a local folder, a hub id (or a
+    TransformerLens name such as "gpt2-small", see interp.compat.aliases), or an HF model.
 
     `dtype` defaults to float32. With `check_parity`, the Hugging Face model is run on a probe input and the
-    largest logit difference is stored as `model.parity_max_diff`; above `parity_atol` ParityError is raised.
+    largest logit difference is stored as `model.parity_max_diff`; above `parity_atol` ParityError is raised
+    (log-probs are compared instead when `center_unembed` shifted the logits).
+
+    Weight processing is opt-in (TL 3's `from_pretrained` does all four by default; pass all four as True to
+    reproduce a TL 3 notebook's numbers): see interp.compat.processing.
     """
     source = embedded.DEFAULT if source is None else source
     hf_model = None
@@ -49,6 +59,8 @@ def load(
                 f"source must be a model name, a folder, a hub id or a transformers model, not {type(source)}"
             )
         name = str(source)
+        if name not in embedded.EMBEDDED and not Path(name).expanduser().exists():
+            name = aliases.resolve(name)
         if name in embedded.EMBEDDED:
             path = embedded_dir(name)
         elif Path(name).expanduser().exists():
@@ -58,12 +70,14 @@ def load(
         else:
             path = download(name, embedded=sorted(embedded.EMBEDDED))
         model = _load_dir(path, tokenizer)
-    model = model.to(device=device or "cpu", dtype=dtype or torch.float32)
+        model.model_name = str(source)
+    model = model.to(device=device or "cpu", dtype=dtype or torch.float32).eval()
+    model.process_weights_(fold_ln, center_writing_weights, center_unembed, fold_value_biases)
     if check_parity:
         if hf_model is None and storage.is_interp_dir(path):
             raise LoadError("check_parity compares against Hugging Face; this source is interp's own format")
         reference = hf_model if hf_model is not None else path
-        model.parity_max_diff = max_logit_diff(model, reference, parity_atol)
+        model.parity_max_diff = max_logit_diff(model, reference, parity_atol, log_probs=center_unembed)
     return model
 
 
@@ -90,6 +104,7 @@ def _load_dir(path: Path, tokenizer: Any) -> HookedTransformer:
         bos = meta.get("default_prepend_bos", True)
         model = HookedTransformer(cfg, tok, default_prepend_bos=bos, init=False)
         _assign(model, state, source=str(path / storage.WEIGHTS))
+        model.original_architecture = meta.get("original_architecture", "interp")
         return model
     if not (path / "config.json").exists():
         raise LoadError(
@@ -113,6 +128,8 @@ def _from_hf_state(hf_cfg: Any, arch: str, state: dict[str, Tensor], tokenizer: 
     ck.check_all_used(arch)
     model = HookedTransformer(cfg, tokenizer, default_prepend_bos=True, init=False)
     _assign(model, sd, source=arch)
+    model.model_name = str(getattr(hf_cfg, "name_or_path", "") or arch)
+    model.original_architecture = arch
     return model
 
 
