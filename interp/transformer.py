@@ -125,6 +125,17 @@ class HookedTransformer(TLModelMixin, HookedRootModule):
         logits = self(tokens, attention_mask=attention_mask)
         return lm_loss(logits, tokens, attention_mask, per_token=per_token)
 
+    def loss_fn(
+        self, logits: Tensor, tokens: Tensor, attention_mask: Tensor | None = None, per_token: bool = False
+    ) -> Tensor:
+        """TransformerLens's name: next-token cross-entropy of given `logits` against `tokens`."""
+        if logits.ndim != 3 or tokens.shape != logits.shape[:2]:
+            raise ValueError(
+                f"loss_fn needs logits [batch, pos, d_vocab] and tokens [batch, pos]; got {tuple(logits.shape)} "
+                f"and {tuple(tokens.shape)}"
+            )
+        return lm_loss(logits, tokens.to(logits.device), attention_mask, per_token=per_token)
+
     # ---- hooks and caching ---------------------------------------------------------------------------------
     def run_with_hooks(
         self,

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor
 
+from interp.compat.slicing import _slice_pos
+
 if TYPE_CHECKING:
     from interp.transformer import HookedTransformer
 
@@ -81,8 +83,6 @@ class TLCacheMixin:
         self, layer: int, neuron_slice: PosSlice = None, pos_slice: PosSlice = None
     ) -> Tensor:
         """Each neuron's write into the residual stream: post[..., n] * W_out[n], [batch, pos, neuron, d_model]."""
-        from interp.cache import _slice_pos
-
         post = _slice_pos(self["post", layer], pos_slice)
         W_out = self.model.blocks[layer].mlp.W_out.detach()
         post, W_out = _slice_pos(post, neuron_slice, -1), _slice_pos(W_out, neuron_slice, 0)
@@ -100,8 +100,6 @@ class TLCacheMixin:
         apply_ln: bool = False,
     ) -> Any:
         """Every neuron's result for the layers below `layer`, [neuron, batch, *pos, d_model], labels "L{l}N{n}"."""
-        from interp.cache import _slice_pos
-
         layer = self._layer_count(layer)
         idx = _slice_pos(torch.arange(self.model.cfg.d_mlp), neuron_slice, 0).reshape(-1).tolist()
         labels = [f"L{i}N{n}" for i in range(layer) for n in idx]
@@ -125,8 +123,6 @@ class TLCacheMixin:
         return_labels: bool = False,
     ) -> Any:
         """Heads, then neurons (or MLP layers), embed, pos_embed and the accumulated biases; sums to the residual."""
-        from interp.cache import _slice_pos
-
         layer = self._layer_count(layer)
         heads, labels = self.stack_head_results(  # type: ignore[attr-defined]
             layer + (1 if mlp_input else 0), pos_slice=pos_slice, return_labels=True

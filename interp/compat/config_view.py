@@ -42,8 +42,9 @@ class TLConfigView:
 
     # ---- what the model knows, not the config --------------------------------------------------------------
     @property
-    def device(self) -> torch.device:
-        return self._model.W_E.device
+    def device(self) -> str:
+        """A string, as TL's config holds it ("cpu", "cuda:0"); `model.device` is the torch.device."""
+        return str(self._model.W_E.device)
 
     @property
     def dtype(self) -> torch.dtype:

@@ -26,6 +26,9 @@ _LAYER_TYPE_ALIASES = {"a": "attn", "m": "mlp", "b": "", "block": "", "blocks": 
 _ATTN = {"k", "v", "q", "z", "rot_k", "rot_q", "result", "pattern", "attn_scores"}
 _MLP = {"pre", "post", "mid", "pre_linear"}
 _LN = {"scale", "normalized"}
+_BLOCK = {"resid_pre", "resid_mid", "resid_post", "attn_out", "mlp_out", "attn_in", "q_input", "k_input",
+          "v_input", "mlp_in"}  # fmt: skip
+_KNOWN = _ATTN | _MLP | _LN | _BLOCK | {"embed", "pos_embed"}
 
 
 def get_act_name(
@@ -47,6 +50,11 @@ def get_act_name(
         layer_type = "mlp"
     elif layer_type in _LAYER_TYPE_ALIASES:
         layer_type = _LAYER_TYPE_ALIASES[layer_type]
+    if name not in _KNOWN:
+        raise KeyError(
+            f"unknown activation shorthand {name!r}; known: {', '.join(sorted(_KNOWN | set(_ACT_ALIASES)))} "
+            "(or pass the full hook name)"
+        )
     if name in ("embed", "pos_embed"):
         return f"hook_{name}"
     if name in _LN:

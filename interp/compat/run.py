@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor
 
+from interp.compat.slicing import _slice_pos
 from interp.hooks import HookPoint, HookSpec, NameFilter
 
 if TYPE_CHECKING:
@@ -35,7 +36,7 @@ def run_with_cache_tl(
     tl_args: dict[str, Any],
     forward_kwargs: dict[str, Any],
 ) -> tuple[Any, ActivationCache]:
-    from interp.cache import ActivationCache, _slice_pos
+    from interp.cache import ActivationCache
 
     remove_batch = bool(tl_args.get("remove_batch_dim", False))
     pos_slice = tl_args.get("pos_slice")

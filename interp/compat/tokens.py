@@ -74,16 +74,3 @@ class TLTokensMixin:
             tokens = [self.to_single_token(t) for t in tokens]  # type: ignore[attr-defined]
         ids = torch.as_tensor(tokens, device=self.W_U.device)
         return self.W_U[:, ids].movedim(0, -1) * self.ln_final.w  # type: ignore[attr-defined]
-
-    def loss_fn(
-        self, logits: Tensor, tokens: Tensor, attention_mask: Tensor | None = None, per_token: bool = False
-    ) -> Tensor:
-        """Next-token cross-entropy of `logits` against `tokens` (TL's `model.loss_fn`)."""
-        from interp.transformer import lm_loss
-
-        if logits.ndim != 3 or tokens.shape != logits.shape[:2]:
-            raise ValueError(
-                f"loss_fn needs logits [batch, pos, d_vocab] and tokens [batch, pos]; got {tuple(logits.shape)} "
-                f"and {tuple(tokens.shape)}"
-            )
-        return lm_loss(logits, tokens.to(logits.device), attention_mask, per_token=per_token)
