@@ -18,6 +18,11 @@ import interp
 TL_VERSION = version("transformer-lens")
 TL3 = TL_VERSION.startswith("3.")  # TL 4 has only the bridge
 
+if TL3:  # TL 3's helpers live in transformer_lens.utils; TL 4 moved them to transformer_lens.utilities
+    pass
+else:
+    pass
+
 # IOI / induction-style prompts need names; every word is one token (" John" style, as GPT-2's BPE).
 WORDS = ["<|endoftext|>", "<pad>", "<unk>", "When", "Ġand", "ĠJohn", "ĠMary", "Ġwent", "Ġto", "Ġthe", "Ġstore",
          "Ġshops", "Ġgave", "Ġa", "Ġbag", "Ġbottle", "Ġof", "Ġmilk", "Ġdrink", ",", ".", "ĠThe", "Ġcat", "Ġsat",

@@ -22,7 +22,8 @@ def test_tl_names_on_gpt2_and_llama():
     assert g.cfg.eps == g.config.norm_eps == 1e-5 and ll.cfg.eps == ll.config.norm_eps
     assert g.cfg.d_vocab_out == g.cfg.d_vocab and g.cfg.rotary_dim is None and ll.cfg.rotary_dim == 8
     assert (
-        g.cfg.original_architecture == "GPT2LMHeadModel" and ll.cfg.original_architecture == "LlamaForCausalLM"
+        g.cfg.original_architecture == "GPT2LMHeadModel"
+        and ll.cfg.original_architecture == "LlamaForCausalLM"
     )
     assert g.cfg.default_prepend_bos is True and g.cfg.parallel_attn_mlp is False
     # interp's own names still work through the view.
