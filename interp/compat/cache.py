@@ -74,7 +74,8 @@ class TLCacheMixin:
             if name in self._keys:
                 self[name]  # a deferred result is derived now
                 continue
-            W_O = self.model.blocks[i].attn.W_O.detach()
+            block: Any = self.model.blocks[i]
+            W_O = block.attn.W_O.detach()
             z = self["z", i]
             self._store[name] = torch.einsum("...hd,hdm->...hm", z, W_O.to(z.device, z.dtype))
             self._keys.append(name)
@@ -84,7 +85,8 @@ class TLCacheMixin:
     ) -> Tensor:
         """Each neuron's write into the residual stream: post[..., n] * W_out[n], [batch, pos, neuron, d_model]."""
         post = _slice_pos(self["post", layer], pos_slice)
-        W_out = self.model.blocks[layer].mlp.W_out.detach()
+        block: Any = self.model.blocks[layer]
+        W_out = block.mlp.W_out.detach()
         post, W_out = _slice_pos(post, neuron_slice, -1), _slice_pos(W_out, neuron_slice, 0)
         if post.ndim == W_out.ndim - 1:  # an int neuron_slice dropped the neuron axis
             post, W_out = post[..., None], W_out[None]

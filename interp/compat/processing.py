@@ -33,7 +33,11 @@ def _param(module: nn.Module, name: str, shape: tuple[int, ...], like: Tensor) -
 class TLProcessingMixin:
     config: Any
     processing: dict[str, bool]
-    blocks: nn.ModuleList
+    blocks: Any  # nn.ModuleList of TransformerBlock (Any: nn.Module attributes are untyped)
+    unembed: Any
+    ln_final: Any
+    embed: Any
+    pos_embed: Any
 
     def _replace_config(self, **changes: Any) -> None:
         self.config = dataclasses.replace(self.config, **changes)
@@ -42,11 +46,11 @@ class TLProcessingMixin:
         """Give the unembedding its own W_U (and a b_U), as TL's HookedTransformer always has."""
         from interp.layers.embed import Unembed
 
-        old = self.unembed  # type: ignore[has-type]
+        old = self.unembed
         if not self.config.tie_embeddings and old.b_U is not None:
             return
         self._replace_config(tie_embeddings=False, unembed_bias=True)
-        new = Unembed(self.config).to(old.W_U.device, old.W_U.dtype)
+        new: Any = Unembed(self.config).to(old.W_U.device, old.W_U.dtype)
         with torch.no_grad():
             new.W_U.copy_(old.W_U)
             if old.b_U is not None:
@@ -86,9 +90,9 @@ class TLProcessingMixin:
                     W.sub_(W.mean(0, keepdim=True))
             if fold_biases:
                 _param(mlp, "b_out", (mlp.W_out.shape[1],), mlp.W_out)
-        W_U, ln_f = self.unembed.W_U, self.ln_final  # type: ignore[attr-defined]
+        W_U, ln_f = self.unembed.W_U, self.ln_final
         if fold_biases:
-            self.unembed.b_U.add_(ln_f.b @ W_U)  # type: ignore[attr-defined]
+            self.unembed.b_U.add_(ln_f.b @ W_U)
         W_U.mul_(ln_f.w[:, None])
         if center_weights:
             W_U.sub_(W_U.mean(0, keepdim=True))
@@ -114,7 +118,7 @@ class TLProcessingMixin:
             return
         self._untie_unembed()  # centring W_E must not move a tied W_U
         self._replace_config(attn_out_bias=True, mlp_bias=True)
-        writers = [self.embed.W_E] + ([self.pos_embed.W_pos] if self.pos_embed is not None else [])  # type: ignore[attr-defined]
+        writers = [self.embed.W_E] + ([self.pos_embed.W_pos] if self.pos_embed is not None else [])
         for block in self.blocks:
             attn, mlp = block.attn, block.mlp
             writers += [attn.W_O, _param(attn, "b_O", (attn.W_O.shape[-1],), attn.W_O), mlp.W_out]
@@ -130,8 +134,8 @@ class TLProcessingMixin:
     def center_unembed(self) -> None:
         """Make W_U and b_U mean-free over the vocabulary: each logit shifts by the same amount."""
         self._untie_unembed()
-        self.unembed.W_U.sub_(self.unembed.W_U.mean(-1, keepdim=True))  # type: ignore[attr-defined]
-        self.unembed.b_U.sub_(self.unembed.b_U.mean())  # type: ignore[attr-defined]
+        self.unembed.W_U.sub_(self.unembed.W_U.mean(-1, keepdim=True))
+        self.unembed.b_U.sub_(self.unembed.b_U.mean())
         self.processing["center_unembed"] = True
 
     @torch.no_grad()

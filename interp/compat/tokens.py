@@ -57,7 +57,7 @@ class TLTokensMixin:
             single_token = self.to_single_token(single_token)  # type: ignore[attr-defined]
         elif isinstance(single_token, Tensor):
             single_token = int(single_token.item())
-        hits = (tokens == single_token).nonzero().flatten()
+        hits = torch.as_tensor(tokens == single_token).nonzero().flatten()
         if not len(hits):
             raise ValueError(f"token {single_token} does not occur in the prompt")
         return int(hits[0 if mode == "first" else -1])

@@ -68,7 +68,7 @@ def _zeros_or(p: Tensor | None, shape: tuple[int, ...], like: Tensor) -> Tensor:
 class TLWeightsMixin:
     """Mixed into `HookedTransformer`. Stacked tensors are fresh [layer, ...] tensors, detached."""
 
-    blocks: nn.ModuleList
+    blocks: Any  # nn.ModuleList of TransformerBlock (Any: nn.Module attributes are untyped)
     W_E: Tensor
     W_U: Tensor
 

@@ -20,7 +20,7 @@ TOKENS = torch.tensor(
 def _tl_sd(model):
     sd = {k: v.detach().clone() for k, v in model.tl_state_dict().items()}
     sd.setdefault("unembed.b_U", torch.zeros(model.cfg.d_vocab))  # TL's unembed always has a bias
-    for i, block in enumerate(model.blocks):  # TL fills missing biases with zeros (fill_missing_keys)
+    for i in range(model.cfg.n_layers):  # TL fills missing biases with zeros (fill_missing_keys)
         for name, n in (("b_Q", model.cfg.n_heads), ("b_K", model.cfg.kv_heads), ("b_V", model.cfg.kv_heads)):
             key = f"blocks.{i}.attn.{'_' if model.cfg.kv_heads != model.cfg.n_heads and name != 'b_Q' else ''}{name}"
             sd.setdefault(key, torch.zeros(n, model.cfg.d_head))
