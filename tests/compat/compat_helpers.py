@@ -19,9 +19,14 @@ TL_VERSION = version("transformer-lens")
 TL3 = TL_VERSION.startswith("3.")  # TL 4 has only the bridge
 
 if TL3:  # TL 3's helpers live in transformer_lens.utils; TL 4 moved them to transformer_lens.utilities
-    pass
+    from transformer_lens.utils import get_act_name
+    from transformer_lens.utils import test_prompt as tl_test_prompt
 else:
-    pass
+    from transformer_lens.utilities import get_act_name
+    from transformer_lens.utilities import test_prompt as tl_test_prompt
+
+__all__ = ["TL3", "get_act_name", "gpt2", "hf_gpt2", "hf_llama_gqa", "llama", "tl3_model", "tl_reference",
+           "tl_test_prompt", "word_tokenizer"]  # fmt: skip
 
 # IOI / induction-style prompts need names; every word is one token (" John" style, as GPT-2's BPE).
 WORDS = ["<|endoftext|>", "<pad>", "<unk>", "When", "Ġand", "ĠJohn", "ĠMary", "Ġwent", "Ġto", "Ġthe", "Ġstore",
