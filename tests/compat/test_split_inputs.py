@@ -8,7 +8,10 @@ import pytest
 import torch
 from compat_helpers import gpt2, llama
 
-PROMPTS = ["When John and Mary went to the store, John gave a bag to", "When Tom and Sally went to the park, Tom"]
+PROMPTS = [
+    "When John and Mary went to the store, John gave a bag to",
+    "When Tom and Sally went to the park, Tom",
+]
 
 
 @pytest.mark.parametrize("make", [gpt2, llama])
@@ -18,9 +21,15 @@ def test_unedited_split_inputs_change_nothing(make):
     base = m(tokens)
     for name in ("hook_attn_in", "hook_q_input", "hook_mlp_in"):
         seen = []
-        logits = m.run_with_hooks(tokens, fwd_hooks=[(f"blocks.1.{name}", lambda x, hook: seen.append(x.shape))])
+        logits = m.run_with_hooks(
+            tokens, fwd_hooks=[(f"blocks.1.{name}", lambda x, hook, seen=seen: seen.append(x.shape))]
+        )
         torch.testing.assert_close(logits, base, atol=1e-5, rtol=0)
-        want = (2, tokens.shape[1], m.cfg.n_heads, m.cfg.d_model) if name != "hook_mlp_in" else (2, tokens.shape[1], m.cfg.d_model)
+        want = (
+            (2, tokens.shape[1], m.cfg.n_heads, m.cfg.d_model)
+            if name != "hook_mlp_in"
+            else (2, tokens.shape[1], m.cfg.d_model)
+        )
         assert seen == [want], name
 
 
@@ -75,7 +84,10 @@ def test_default_cache_skips_them_unless_switched_on():
     m.set_use_hook_mlp_in(True)
     assert m.cfg.use_split_qkv_input
     _, cache = m.run_with_cache(tokens)
-    assert cache["blocks.0.hook_q_input"].shape == (1, tokens.shape[1], 4, 32) and "blocks.2.hook_mlp_in" in cache
+    assert (
+        cache["blocks.0.hook_q_input"].shape == (1, tokens.shape[1], 4, 32)
+        and "blocks.2.hook_mlp_in" in cache
+    )
     assert "blocks.0.hook_attn_in" not in cache  # TL: split inputs win over attn_in
     torch.testing.assert_close(cache["blocks.0.hook_k_input"][:, :, 3], cache["resid_pre", 0])
 
