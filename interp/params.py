@@ -221,7 +221,7 @@ def _config_of(model_or_config: ModelConfig | torch.nn.Module | str) -> tuple[Mo
     import torch
 
     if isinstance(model_or_config, torch.nn.Module):
-        cfg = getattr(model_or_config, "cfg", None)
+        cfg = getattr(model_or_config, "config", getattr(model_or_config, "cfg", None))  # interp: .config
         if not isinstance(cfg, ModelConfig):
             raise TypeError(
                 f"{type(model_or_config).__name__} has no interp ModelConfig at `.cfg`; "

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor, nn
 
+from interp.compat.weights import TLAttentionMixin
 from interp.config import ModelConfig
 from interp.hooks import HookPoint
 from interp.layers.norms import make_qk_norms
@@ -50,7 +51,7 @@ def per_head_param(n_heads: int, d_model: int, d_head: int) -> nn.Parameter:
     return nn.Parameter(torch.empty(d_model, n_heads, d_head).transpose(0, 1))
 
 
-class Attention(nn.Module):
+class Attention(TLAttentionMixin, nn.Module):
     def __init__(self, cfg: ModelConfig, layer: int) -> None:
         super().__init__()
         h, kv, m, d = cfg.n_heads, cfg.kv_heads, cfg.d_model, cfg.d_head
@@ -85,6 +86,25 @@ class Attention(nn.Module):
         q = self.q_norm(self.hook_q(self._project(x, self.W_Q, self.b_Q)))
         k = self.k_norm(self.hook_k(self._project(x, self.W_K, self.b_K)))
         v = self.hook_v(self._project(x, self.W_V, self.b_V))
+        return self.attend(q, k, v, seq)
+
+    def forward_per_head_inputs(
+        self, q_in: Tensor, k_in: Tensor, v_in: Tensor, seq: SequenceInfo
+    ) -> Float[Tensor, "batch pos d_model"]:
+        """Each head reads its own normalised input [batch, pos, head (kv_head for k, v), d_model].
+
+        TransformerLens's `use_split_qkv_input` / `use_attn_in` path (interp.compat.split_inputs), so a
+        patch of one head's input reaches only that head.
+        """
+        q = self.q_norm(self.hook_q(_project_per_head(q_in, self.W_Q, self.b_Q)))
+        k = self.k_norm(self.hook_k(_project_per_head(k_in, self.W_K, self.b_K)))
+        v = self.hook_v(_project_per_head(v_in, self.W_V, self.b_V))
+        return self.attend(q, k, v, seq)
+
+    def attend(
+        self, q: Tensor, k: Tensor, v: Tensor, seq: SequenceInfo
+    ) -> Float[Tensor, "batch pos d_model"]:
+        """Positions, attention and the output projection, from q/k/v [batch, pos, head, d_head]."""
         q, k = self.rotate(q, k, seq)
         # [batch, pos, head, d] -> [batch, head, pos, d]; grouped kv heads are shared by n_heads // kv queries.
         q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
@@ -162,6 +182,11 @@ class RotaryAttention(Attention):
         dim = self.rope_spec.dim
         rot, rest = x[..., :dim], x[..., dim:]
         return torch.cat((rot * cos + self.rotate_pairs(rot) * sin, rest), dim=-1)
+
+
+def _project_per_head(x: Tensor, W: Tensor, b: Tensor | None) -> Tensor:
+    out = torch.einsum("bphm,hmd->bphd", x, W)
+    return out if b is None else out + b
 
 
 def make_attention(cfg: ModelConfig, layer: int) -> Attention:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from jaxtyping import Float
 from torch import Tensor, nn
 
+from interp.compat.split_inputs import per_head_inputs_hooked, split_attention
 from interp.config import ModelConfig
 from interp.hooks import HookPoint
 from interp.layers.attention import make_attention
@@ -26,6 +27,26 @@ def _norm_or_identity(cfg: ModelConfig, present: bool) -> nn.Module:
     return make_norm(cfg) if present else nn.Identity()
 
 
+def _input_hooks(block: nn.Module) -> None:
+    """TransformerLens's per-head attention inputs [batch, pos, head, d_model] and the MLP's own copy of
+    its input: computed only while hooked (interp.compat.split_inputs)."""
+    block.hook_attn_in = HookPoint()
+    block.hook_q_input = HookPoint()
+    block.hook_k_input = HookPoint()
+    block.hook_v_input = HookPoint()
+    block.hook_mlp_in = HookPoint()
+
+
+def _attention(block: nn.Module, resid_pre: Resid, seq: SequenceInfo) -> Resid:
+    if per_head_inputs_hooked(block):  # TL's split inputs: each head reads its own copy of resid_pre
+        return split_attention(block, resid_pre, seq)
+    return block.attn(block.ln1(resid_pre), seq)
+
+
+def _mlp_input(block: nn.Module, x: Resid) -> Resid:
+    return block.hook_mlp_in(x.clone()) if block.hook_mlp_in.active else x
+
+
 class TransformerBlock(nn.Module):
     def __init__(self, cfg: ModelConfig, layer: int) -> None:
         super().__init__()
@@ -33,6 +54,7 @@ class TransformerBlock(nn.Module):
         pre, post = cfg.norms.pre, cfg.norms.post
         # Registered in execution order, so model.hook_names() reads like the forward pass.
         self.hook_resid_pre = HookPoint()
+        _input_hooks(self)
         self.ln1 = _norm_or_identity(cfg, pre)
         self.attn = make_attention(cfg, layer)
         self.ln1_post = _norm_or_identity(cfg, post)
@@ -47,10 +69,10 @@ class TransformerBlock(nn.Module):
     def forward(self, resid_pre: Resid, seq: SequenceInfo) -> Resid:
         resid_pre = self.hook_resid_pre(resid_pre)
         # ΔE from attention: context moves in
-        attn_out = self.hook_attn_out(self.ln1_post(self.attn(self.ln1(resid_pre), seq)))
+        attn_out = self.hook_attn_out(self.ln1_post(_attention(self, resid_pre, seq)))
         resid_mid = self.hook_resid_mid(resid_pre + attn_out)
         # ΔE from the MLP: memories recalled
-        mlp_out = self.hook_mlp_out(self.ln2_post(self.mlp(self.ln2(resid_mid))))
+        mlp_out = self.hook_mlp_out(self.ln2_post(self.mlp(self.ln2(_mlp_input(self, resid_mid)))))
         return self.hook_resid_post(resid_mid + mlp_out)
 
 
@@ -66,6 +88,7 @@ class ParallelBlock(nn.Module):
         super().__init__()
         self.layer = layer
         self.hook_resid_pre = HookPoint()
+        _input_hooks(self)
         self.ln1 = make_norm(cfg)
         self.attn = make_attention(cfg, layer)
         self.hook_attn_out = HookPoint()
@@ -79,8 +102,8 @@ class ParallelBlock(nn.Module):
 
     def forward(self, resid_pre: Resid, seq: SequenceInfo) -> Resid:
         resid_pre = self.hook_resid_pre(resid_pre)
-        attn_out = self.hook_attn_out(self.attn(self.ln1(resid_pre), seq))
-        mlp_out = self.hook_mlp_out(self.mlp(self.ln2(resid_pre)))
+        attn_out = self.hook_attn_out(_attention(self, resid_pre, seq))
+        mlp_out = self.hook_mlp_out(self.mlp(self.ln2(_mlp_input(self, resid_pre))))
         return self.hook_resid_post(resid_pre + attn_out + mlp_out)
 
 
@@ -92,9 +115,13 @@ class SharedNormParallelBlock(ParallelBlock):
 
     def forward(self, resid_pre: Resid, seq: SequenceInfo) -> Resid:
         resid_pre = self.hook_resid_pre(resid_pre)
-        normed = self.ln1(resid_pre)
-        attn_out = self.hook_attn_out(self.attn(normed, seq))
-        mlp_out = self.hook_mlp_out(self.mlp(normed))
+        if per_head_inputs_hooked(self) or self.hook_mlp_in.active:  # TL's input copies, each normed itself
+            attn_out = self.hook_attn_out(_attention(self, resid_pre, seq))
+            mlp_out = self.hook_mlp_out(self.mlp(self.ln1(_mlp_input(self, resid_pre))))
+        else:
+            normed = self.ln1(resid_pre)
+            attn_out = self.hook_attn_out(self.attn(normed, seq))
+            mlp_out = self.hook_mlp_out(self.mlp(normed))
         return self.hook_resid_post(resid_pre + attn_out + mlp_out)
 
 

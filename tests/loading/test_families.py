@@ -97,17 +97,17 @@ def test_decompositions_sum(kind, tokens):
     ours = interp.load(make(kind))
     _, cache = ours.run_with_cache(tokens)
     n = ours.cfg.n_layers
-    stack, labels = cache.decompose_resid()
+    stack, labels = cache.decompose_resid(return_labels=True)
     torch.testing.assert_close(stack.sum(0), cache["resid_post", n - 1], atol=ATOL, rtol=0)
     for layer in range(n):
-        stack, _ = cache.decompose_resid(layer)
+        stack, _ = cache.decompose_resid(layer, return_labels=True)
         torch.testing.assert_close(stack.sum(0), cache["resid_pre", layer], atol=ATOL, rtol=0)
         # mlp_input: what the MLP reads (resid_mid; resid_pre in a parallel block)
         mlp_reads = cache["resid_pre", layer] if ours.cfg.parallel_attn_mlp else cache["resid_mid", layer]
-        stack, _ = cache.decompose_resid(layer, mlp_input=True)
+        stack, _ = cache.decompose_resid(layer, mlp_input=True, return_labels=True)
         torch.testing.assert_close(stack.sum(0), mlp_reads, atol=ATOL, rtol=0)
     # Per-head results (through a post-norm frozen at this run's scale) sum to attn_out, bias aside.
-    heads, _ = cache.stack_head_results()
+    heads, _ = cache.stack_head_results(return_labels=True)
     heads = heads.unflatten(0, (n, ours.cfg.n_heads)).sum(1)
     for layer in range(n):
         b_O = ours.blocks[layer].attn.b_O
