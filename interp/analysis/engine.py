@@ -527,8 +527,10 @@ class _Checker:
             if not seen and bool(bad.any()):
                 seen.append(hook.name)
 
+        # Every point the model computes anyway (TL's per-head input copies only exist while hooked).
+        names = set(self.model.default_cache_names(self.model.hook_names()))
         with torch.no_grad():
-            rerun([(lambda name: True, probe)])
+            rerun([(lambda name: name in names, probe)])
         if seen:
             found = f"the first non-finite activation is {seen[0]} (after any edit there)"
         elif not bool(torch.isfinite(value.detach()).all()):
