@@ -142,12 +142,14 @@ class HookPoint(nn.Module):
         Modules use it to pick the explicit (hookable) code path, so a forward in a thread without hooks
         keeps the fused path while another thread's hooks are attached.
         """
+        return self.hooked or self.watched
+
+    @property
+    def hooked(self) -> bool:
+        """True when an interp hook (scoped in this context, or persistent) is on this point."""
         if self._perma_fwd or self._perma_bwd:
             return True
-        for s in _SCOPES.get():
-            if s.open and (self in s.fwd or self in s.bwd):
-                return True
-        return self.watched
+        return any(s.open and (self in s.fwd or self in s.bwd) for s in _SCOPES.get())
 
     def __call__(self, x: Tensor) -> Tensor:  # type: ignore[override]
         d = self.__dict__  # one dict read per registry: this runs hundreds of times per forward

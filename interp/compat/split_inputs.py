@@ -16,11 +16,13 @@ from interp.layers.sequence_info import SequenceInfo
 
 
 def per_head_inputs_hooked(block: Any) -> bool:
+    """Whether an interp hook is on one of the copies (a mere watcher, e.g. a global torch hook or
+    nnsight, sees every point and would otherwise pick both alternatives)."""
     return (
-        block.hook_attn_in.active
-        or block.hook_q_input.active
-        or block.hook_k_input.active
-        or block.hook_v_input.active
+        block.hook_attn_in.hooked
+        or block.hook_q_input.hooked
+        or block.hook_k_input.hooked
+        or block.hook_v_input.hooked
     )
 
 
@@ -31,8 +33,8 @@ def _repeat(x: Tensor, n: int) -> Tensor:
 def split_attention(block: Any, resid_pre: Tensor, seq: SequenceInfo) -> Tensor:
     attn = block.attn
     h, kv = attn.n_heads, attn.n_kv_heads
-    split = block.hook_q_input.active or block.hook_k_input.active or block.hook_v_input.active
-    if split and block.hook_attn_in.active:
+    split = block.hook_q_input.hooked or block.hook_k_input.hooked or block.hook_v_input.hooked
+    if split and block.hook_attn_in.hooked:
         raise ValueError(
             f"{block.hook_attn_in.name} and hook_q/k/v_input are alternatives (TL's use_attn_in vs "
             "use_split_qkv_input): hook one kind per block"
