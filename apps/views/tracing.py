@@ -94,8 +94,10 @@ def _traces(
         chart = heatmap(
             df, "position", "layer", "indirect_effect", x_order=names, y_order=layers, title=KINDS[kind],
             scheme="purples", domain=domain, tooltip=["p_restored"],
-        ).properties(width=max(18 * len(tokens), 240))  # fmt: skip
-        cols[i % per_row].altair_chart(chart, width="content", height=34 * len(layers) + 130)
+        )  # fmt: skip
+        cols[i % per_row].altair_chart(
+            chart, width=max(22 * len(tokens) + 160, 360), height=34 * len(layers) + 130
+        )
 
 
 def _mlp_layers(
