@@ -13,10 +13,15 @@ with `st.error`.
 
 from __future__ import annotations
 
+import argparse
+import importlib
+import os
+import sys
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -50,15 +55,79 @@ def embedded_models() -> list[str]:
     return list(EMBEDDED)
 
 
+# --- which models a link may load -----------------------------------------------------------------------
+# A shared link's model= must not make the server read any path or download any hub id: the server offers
+# the embedded models, the folders named when it starts (`interp dashboard --models DIR…`, passed to the
+# page after `--`, or INTERP_DASHBOARD_MODELS, os.pathsep-separated) and what lies below them, and hub
+# ids only with `--allow-hub` (or INTERP_DASHBOARD_HUB=1).
+
+
+def server_options(argv: Sequence[str] | None = None) -> tuple[tuple[Path, ...], bool]:
+    """(allowed folders, hub ids allowed) from the page's arguments and the environment."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--models", nargs="*", default=[])
+    parser.add_argument("--allow-hub", action="store_true")
+    args, _ = parser.parse_known_args(sys.argv[1:] if argv is None else list(argv))
+    env = [p for p in os.environ.get("INTERP_DASHBOARD_MODELS", "").split(os.pathsep) if p]
+    roots = tuple(Path(p).expanduser().resolve() for p in [*args.models, *env])
+    return roots, args.allow_hub or os.environ.get("INTERP_DASHBOARD_HUB") == "1"
+
+
+def allowed_folders() -> list[str]:
+    return [str(p) for p in server_options()[0]]
+
+
+def check_source(source: str) -> str:
+    """The source if this server offers it; InputError otherwise, the same words whether or not the path
+    exists (a link must not learn which server paths exist)."""
+    source = source.strip()
+    if not source:
+        raise InputError("Enter a model folder (or pick an embedded model).")
+    if source in EMBEDDED:
+        return source
+    roots, hub = server_options()
+    path = Path(source).expanduser()
+    if path.is_absolute() or source.startswith((".", "~")):
+        resolved = path.resolve()
+        if any(resolved == r or resolved.is_relative_to(r) for r in roots):
+            return str(resolved)
+    elif hub:
+        return source
+    offered = ", ".join([*EMBEDDED, *(f"folders under {r}" for r in roots), *(["hub ids"] * hub)])
+    raise InputError(f"{source!r} is not a model this server offers; it offers {offered}.")
+
+
+def _world(source: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """An embedded model's corpus sample and the names its world knows; empty for other models."""
+    folder = EMBEDDED.get(source)
+    if folder is None:
+        return (), ()
+    corpus: tuple[str, ...] = ()
+    names: list[str] = []
+    try:
+        docs = importlib.import_module(f"interp.embedded.{folder}.corpus")
+        corpus = tuple(docs.training_documents(200, seed=0))
+    except (ImportError, AttributeError):
+        pass
+    try:
+        world = importlib.import_module(f"interp.embedded.{folder}.world")
+        for table, fields in (("COUNTRIES", ("name", "capital")), ("PEOPLE", ("name",))):
+            for row in getattr(world, table, ()):
+                names.extend(getattr(row, f) for f in fields if isinstance(getattr(row, f, None), str))
+    except ImportError:
+        pass
+    return corpus, tuple(names)
+
+
 @st.cache_resource(show_spinner="Loading the model…", max_entries=4)
 def model_view(source: str) -> ModelView:
     """interp.load, once per source; raises interp.LoadError with a readable message."""
-    if not source.strip():
-        raise InputError("Enter a model folder (or pick an embedded model).")
-    model = interp.load(source.strip())
+    source = check_source(source)
+    model = interp.load(source)
     if model.tokenizer is None:
         raise InputError(f"{source} has no tokenizer; the dashboard needs one to read prompts.")
-    return ModelView(model)
+    corpus, subjects = _world(source)
+    return ModelView(model, corpus, subjects)
 
 
 @contextmanager
@@ -123,20 +192,31 @@ def ablation_of(state: ViewState) -> Ablation:
         *(Neuron(layer, i, pos) for layer, i in state.neurons),
     )
     reference = tuple(line for line in state.reference.splitlines() if line.strip())
-    return Ablation(sites, state.method, reference)
+    return Ablation(sites, state.method, reference, state.ref_source)
 
 
 def reference_prompts(source: str, prompt: str, reference: Sequence[str]) -> tuple[list[str], list[str]]:
-    """The reference prompts usable with this prompt (same token count) and the ones left out.
+    """The reference prompts usable with this prompt (at least its token count) and the ones left out.
 
     Mean and resample ablation replace activations position by position, so a reference prompt must
-    line up with the prompt token for token.
+    cover every position of the prompt; longer ones are cut to the prompt's length.
     """
     n = len(str_tokens(source, prompt))
     usable, skipped = [], []
     for ref in (r for r in reference if r.strip()):
-        (usable if len(str_tokens(source, ref)) == n else skipped).append(ref)
+        (usable if len(model_view(source).str_tokens(ref)) >= n else skipped).append(ref)
     return usable, skipped
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def reference_note(source: str, prompt: str, ablation: Ablation) -> str:
+    """Which reference a mean/resample ablation uses, in words; InputError when there is none."""
+    n = len(str_tokens(source, prompt))
+    try:
+        with _using(source) as view:
+            return view.reference_tokens(ablation, n)[1]
+    except ValueError as e:
+        raise InputError(str(e)) from None
 
 
 def _checked(source: str, prompt: str, ablation: Ablation) -> Ablation:
@@ -144,14 +224,16 @@ def _checked(source: str, prompt: str, ablation: Ablation) -> Ablation:
     str_tokens(source, prompt)  # validates length and emptiness first
     if not ablation or ablation.method == "zero":
         return ablation
+    reference_note(source, prompt, ablation)  # raises when there is no usable reference
+    if ablation.source == "corpus":
+        return replace(ablation, reference=())
     usable, _ = reference_prompts(source, prompt, ablation.reference)
-    if not usable:
-        n = len(str_tokens(source, prompt))
-        raise InputError(
-            f"{ablation.method.capitalize()} ablation needs reference prompts with the prompt's {n} tokens; "
-            "none of the reference prompts has that length."
-        )
     return replace(ablation, reference=tuple(usable))
+
+
+def subject_suggestion(source: str, prompt: str) -> str:
+    """A fact-tracing subject for the prompt: the longest name the model's world knows in it."""
+    return model_view(source).suggest_subject(prompt)
 
 
 @st.cache_data(show_spinner=False, max_entries=512)
@@ -170,10 +252,20 @@ def compare(source: str, prompt: str, ablation: Ablation, target: int | None, k:
         return view.compare(prompt, ablation, target, k)
 
 
+def room(source: str, prompt: str) -> int:
+    """How many tokens fit after the prompt in the model's context."""
+    return model_view(source).cfg.n_ctx - len(str_tokens(source, prompt))
+
+
 @st.cache_data(show_spinner="Generating…", max_entries=128)
 def continuation(source: str, prompt: str, ablation: Ablation, n_tokens: int) -> tuple[str, str]:
     """Greedy continuations (new text only) without and with the ablation, within the context."""
-    n_tokens = min(n_tokens, model_view(source).cfg.n_ctx - len(str_tokens(source, prompt)))
+    n_tokens = min(n_tokens, room(source, prompt))
+    if n_tokens <= 0:
+        raise InputError(
+            f"The prompt fills the model's context ({model_view(source).cfg.n_ctx} tokens): there is no room "
+            "to generate. Shorten the prompt."
+        )
     ablation = _checked(source, prompt, ablation)
     with _using(source) as view:
         return view.continuation(prompt, ablation, n_tokens)
@@ -248,7 +340,7 @@ def subject_tokens(source: str, prompt: str, subject: str) -> tuple[int, int]:
     """The subject's token span [start, end); ValueError when the subject is not in the prompt."""
     str_tokens(source, prompt)
     if not subject.strip():
-        raise InputError("Type the subject, a part of the prompt (e.g. France).")
+        raise InputError("Type the subject, a part of the prompt (a name the fact is about).")
     with _using(source) as view:
         return view.subject_span(prompt, subject)
 
@@ -320,4 +412,12 @@ def patching(
         df = view.patching(clean, corrupted, sites, metric, answer, wrong)
     answers = decode(source, [answer, wrong])
     df.attrs.update(answer=answers[0], wrong=answers[1], same_answer=answer == wrong)
+    # The download says what was measured: the prompts, the answers and the metric, on every row.
+    df.insert(
+        0, "metric_name", metric if metric == "prob" else f"logit_diff({answers[0]!r} - {answers[1]!r})"
+    )
+    for name, value in (("wrong_answer", answers[1]), ("answer", answers[0])):
+        df.insert(0, name, value)
+    df.insert(0, "corrupted_prompt", corrupted)
+    df.insert(0, "clean_prompt", clean)
     return df

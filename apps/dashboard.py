@@ -49,7 +49,11 @@ with st.sidebar:
             "Model folder",
             key=seed("model_path", "" if view.model in embedded else view.model),
             placeholder="/path/to/hf-or-interp-model",
-            help="A Hugging Face folder (config.json + weights + tokenizer) or one saved by model.save().",
+            help="A Hugging Face folder (config.json + weights + tokenizer) or one saved by model.save(), "
+            "inside a folder this server offers: "
+            + (
+                ", ".join(backend.allowed_folders()) or "none (start it with `interp dashboard --models DIR`)"
+            ),
         ).strip()
     prompt = st.text_input("Prompt", key=seed("prompt", view.prompt))
     page = st.radio("View", list(state.VIEWS), format_func=state.VIEWS.get, key=seed("view", view.view))
@@ -68,7 +72,12 @@ st.header(state.VIEWS[view.view])
 if lm is None:
     st.error("Pick an embedded model or a valid folder in the sidebar.")
 else:
-    view, fit_notes = state.fit(view, lm.cfg.n_layers, lm.cfg.n_heads, lm.cfg.d_mlp)
+    n_tokens = None
+    try:
+        n_tokens = len(backend.str_tokens(view.model, view.prompt))
+    except ValueError:
+        pass  # the view says what is wrong with the prompt
+    view, fit_notes = state.fit(view, lm.cfg.n_layers, lm.cfg.n_heads, lm.cfg.d_mlp, n_tokens)
     for note in fit_notes:
         st.warning(note)
     with guard():

@@ -17,11 +17,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import torch
 
 from interp import HookedTransformer, ModelConfig
 from interp.analysis import (
     MLP,
     Head,
+    ablate,
     ablation_sweep,
     causal_trace,
     denoise,
@@ -49,7 +51,8 @@ class Ablation:
 
     sites: tuple[Spec, ...] = ()
     method: Method = "zero"
-    reference: tuple[str, ...] = ()  # mean/resample reference prompts, each of the prompt's token count
+    reference: tuple[str, ...] = ()  # mean/resample reference prompts, each at least the prompt's length
+    source: str = "prompts"  # "prompts": the reference above; "corpus": the model's embedded corpus
 
     def __bool__(self) -> bool:
         return bool(self.sites)
@@ -58,10 +61,16 @@ class Ablation:
 class ModelView:
     """Everything the dashboard's views read from a model (no grad; callers hold the backend's lock)."""
 
-    def __init__(self, model: HookedTransformer) -> None:
+    def __init__(
+        self, model: HookedTransformer, corpus: Sequence[str] = (), subjects: Sequence[str] = ()
+    ) -> None:
+        """`corpus`: texts for dataset-mean and resample references; `subjects`: names the model's world
+        knows (fact tracing suggests the longest one found in a prompt). Both empty for a plain folder."""
         if model.tokenizer is None:
             raise ValueError("the dashboard needs a model with a tokenizer to read prompts")
         self.model = model.eval().requires_grad_(False)
+        self.corpus = tuple(corpus)
+        self.subjects = tuple(sorted(set(subjects), key=len, reverse=True))
 
     # --- the model and its tokens ----------------------------------------------------------------------
 
@@ -84,15 +93,61 @@ class ModelView:
     def decode(self, ids: Sequence[int]) -> list[str]:
         return [self.model.tokenizer.decode([int(i)]) for i in ids]
 
+    def suggest_subject(self, prompt: str) -> str:
+        """The longest name the model's world knows that the prompt contains; else the prompt's longest
+        capitalised word after the first (a guess for models without a world); else its longest word."""
+        found = next((s for s in self.subjects if s in prompt), None)
+        if found:
+            return found
+        words = [w.strip(".,;:!?'\"") for w in prompt.split()]
+        capitalised = [w for w in words[1:] if w[:1].isupper()]
+        return max(capitalised or words or [""], key=len)
+
     # --- predictions under an ablation -----------------------------------------------------------------
+
+    def _bos(self) -> int:
+        return len(self.model.to_tokens("x")[0]) - len(self.encode("x"))
+
+    def reference_tokens(self, ablation: Ablation, n: int) -> tuple[torch.Tensor | None, str]:
+        """The mean/resample reference as tokens [batch, n], and a sentence saying what it is.
+
+        Reference prompts at least n tokens long are cut to their first n tokens (a per-position mean needs
+        every position); the corpus is cut into n-token chunks (BOS first when the model uses one), whose
+        mean is taken over every real token (dataset mean, the same vector at each position).
+        """
+        if ablation.method == "zero" or not ablation:
+            return None, ""
+        if ablation.source == "corpus":
+            if not self.corpus:
+                raise ValueError("this model has no embedded corpus: use reference prompts instead")
+            bos = self._bos()
+            stream = self.model.to_tokens(" ".join(self.corpus))[0]
+            head, body = stream[:bos], stream[bos:]
+            step = n - bos
+            n_chunks = min(64, len(body) // max(step, 1))
+            if n_chunks == 0:
+                raise ValueError(f"the corpus is shorter than the prompt's {n} tokens")
+            chunks = body[: n_chunks * step].reshape(n_chunks, step)
+            tokens = torch.cat([head.expand(n_chunks, bos), chunks], dim=1)
+            return tokens, f"{n_chunks} chunks of {n} tokens from the model's corpus"
+        rows = [t[:n] for t in (self.model.to_tokens(r)[0] for r in ablation.reference) if len(t) >= n]
+        if not rows:
+            raise ValueError(
+                f"{ablation.method.capitalize()} ablation needs reference prompts at least the prompt's {n} "
+                "tokens long; none of the reference prompts is. Add longer ones, or use the corpus."
+            )
+        return torch.stack(rows), f"{len(rows)} reference prompts, each cut to its first {n} tokens"
 
     def next_token_probs(self, prompt: str, ablation: Ablation = Ablation()) -> np.ndarray:
         """P(next token) [d_vocab] after the prompt, with the ablation applied (none by default)."""
         if not ablation:
             logits = self.model(prompt)[0, -1]
         else:
-            reference = list(ablation.reference) if ablation.method != "zero" else None
-            run = run_ablated(self.model, prompt, ablation.sites, method=ablation.method, reference=reference)
+            reference, _ = self.reference_tokens(ablation, len(self.str_tokens(prompt)))
+            run = run_ablated(
+                self.model, prompt, ablation.sites, method=ablation.method, reference=reference,
+                per_position=ablation.source != "corpus",
+            )  # fmt: skip
             logits = run.logits[0, -1]
         return logits.float().softmax(-1).numpy()  # float32 softmax, as interp's prob metric
 
@@ -121,13 +176,32 @@ class ModelView:
         """Greedy continuations (new text only) without and with the ablation."""
         plain = generate(self.model, prompt, n_tokens)
         ablated = plain
-        if ablation:
-            reference = list(ablation.reference) if ablation.method != "zero" else None
-            ablated = generate_ablated(
-                self.model, prompt, ablation.sites, n_tokens, ablation.method, reference
-            )
+        if ablation and ablation.method == "zero":
+            ablated = generate_ablated(self.model, prompt, ablation.sites, n_tokens)
+        elif ablation:
+            ablated = self._generate_with_reference(prompt, ablation, n_tokens)
         start = len(self.model.to_string(self.model.to_tokens(prompt)[0]))
         return plain[start:], ablated[start:]
+
+    def _generate_with_reference(self, prompt: str, ablation: Ablation, n_tokens: int) -> str:
+        """generate_ablated's loop on a token reference: each step, the reference is extended by the
+        tokens generated so far, so a new position gets the reference's activations on that continuation."""
+        tokens = self.model.to_tokens(prompt)
+        ref, _ = self.reference_tokens(ablation, tokens.shape[1])
+        for _ in range(n_tokens):
+            new = tokens[:, ref.shape[1] :].expand(ref.shape[0], -1)
+            per_position = ablation.source != "corpus"
+            with ablate(
+                self.model,
+                ablation.sites,
+                ablation.method,
+                torch.cat([ref, new], 1),
+                per_position=per_position,
+            ):
+                resid = self.model(tokens, stop_at_layer=self.cfg.n_layers)
+                logits = self.model.unembed(self.model.ln_final(resid))
+            tokens = torch.cat([tokens, logits[:, -1].argmax(-1, keepdim=True)], dim=1)
+        return self.model.to_string(tokens[0])
 
     # --- attention and the residual stream -------------------------------------------------------------
 

@@ -28,7 +28,9 @@ VIEWS: dict[str, str] = {
 METHODS = ("zero", "mean", "resample")
 SITES = ("resid", "attn", "mlp", "head")
 METRICS = ("logit_diff", "prob")
-# Same-template prompts: mean and resample ablation average over prompts with the prompt's token count.
+REFERENCES = ("prompts", "corpus")  # mean/resample reference: the typed prompts, or the embedded corpus
+NEURON_POS = ("last subject token", "last token")
+# Same-template prompts: mean and resample ablation read the first n tokens of prompts at least n long.
 DEFAULT_REFERENCE = "\n".join(
     f"The capital of {c} is" for c in ("Germany", "Italy", "Spain", "Japan", "Egypt", "Canada")
 )
@@ -48,17 +50,26 @@ class ViewState:
     method: str = "zero"  # one of METHODS
     positions: tuple[int, ...] = ()  # positions the ablation touches; () = every position
     reference: str = DEFAULT_REFERENCE  # mean/resample reference prompts, one per line
-    target: str = ""  # target / answer token; "" = the model's top prediction
-    layer: int = 0  # selected layer (attention, fact tracing)
+    ref_source: str = "prompts"  # one of REFERENCES
+    target: str = ""  # Predict's target token; "" = the model's top prediction
+    n_new: int = 8  # Predict's "new tokens" to generate
+    layer: int = 0  # selected layer (attention)
+    att_all: bool = False  # attention: every layer's heads at once, as small multiples
     head: int = 0  # selected head (attention)
     dest: int = -1  # selected destination position; negative counts from the end
     threshold: float = 0.05  # context-flow edge threshold
-    subject: str = "France"  # fact-tracing subject
+    flow_residual: bool = True  # context flow: draw the residual edges
+    lens_target: str = ""  # logit lens target token; "" = the final top token at each position
+    subject: str = ""  # fact-tracing subject; "" = suggested from the prompt
+    answer: str = ""  # fact-tracing answer token; "" = the model's top prediction
+    trace_layer: int = 0  # fact tracing: the MLP layer whose neurons are listed
+    neuron_pos: str = "last subject token"  # one of NEURON_POS
     window: int = 1  # fact-tracing restore window (layers) for MLP and attention traces
-    clean: str = "The capital of France is"  # patching
+    clean: str = ""  # patching clean prompt; "" = the sidebar prompt
     corrupted: str = "The capital of Italy is"
     site: str = "resid"  # patching site kind, one of SITES
     metric: str = "logit_diff"  # patching metric, one of METRICS
+    patch_answer: str = ""  # patching clean answer; "" = the clean prompt's top prediction
 
     def has_ablation(self) -> bool:
         return bool(self.heads or self.attn or self.mlp or self.neurons)
@@ -118,14 +129,28 @@ def _choice(options: tuple[str, ...] | dict[str, str]) -> Callable[[str], str]:
     return parse
 
 
+class Clamped(ValueError):
+    """A value out of range, replaced by the nearest valid one (`value`); the message says so."""
+
+    def __init__(self, message: str, value: Any) -> None:
+        super().__init__(message)
+        self.value = value
+
+
 def _bounded_int(low: int) -> Callable[[str], int]:
     def parse(text: str) -> int:
         value = int(text)
         if value < low:
-            raise ValueError(f"{value} is below {low}")
+            raise Clamped(f"{value} is below {low}; using {low}", low)
         return value
 
     return parse
+
+
+def _flag(text: str) -> bool:
+    if text not in ("0", "1"):
+        raise ValueError(f"{text!r} is not 0 or 1")
+    return text == "1"
 
 
 def _fraction(text: str) -> float:
@@ -144,10 +169,16 @@ CODECS: dict[str, tuple[Callable[[str], Any], Callable[[Any], str]]] = {
     "neurons": (parse_neurons, format_neurons),
     "method": (_choice(METHODS), str),
     "positions": (parse_ints, format_ints),
+    "ref_source": (_choice(REFERENCES), str),
+    "n_new": (_bounded_int(1), str),
     "layer": (_bounded_int(0), str),
     "head": (_bounded_int(0), str),
     "dest": (int, str),
     "threshold": (_fraction, lambda v: f"{v:g}"),
+    "flow_residual": (_flag, lambda v: str(int(v))),
+    "att_all": (_flag, lambda v: str(int(v))),
+    "trace_layer": (_bounded_int(0), str),
+    "neuron_pos": (_choice(NEURON_POS), str),
     "window": (_bounded_int(1), str),
     "site": (_choice(SITES), str),
     "metric": (_choice(METRICS), str),
@@ -178,14 +209,39 @@ def from_query(params: Mapping[str, str | list[str]]) -> tuple[ViewState, list[s
         text = raw[-1] if isinstance(raw, list) else raw  # st.query_params keeps the last repeat too
         try:
             values[key] = _codec(key)[0](text)
+        except Clamped as e:
+            values[key] = e.value
+            notes.append(f"The link's {key}={text!r} is out of range: {e}.")
         except ValueError as e:
             notes.append(f"Ignored the link's {key}={text!r}: {e}.")
     return ViewState(**values), notes
 
 
-def fit(state: ViewState, n_layers: int, n_heads: int, d_mlp: int) -> tuple[ViewState, list[str]]:
-    """Drop sites the model does not have (a link made for another model); say what was dropped."""
+N_NEW_MAX = 64  # Predict's "new tokens" at most
+
+
+def fit(
+    state: ViewState, n_layers: int, n_heads: int, d_mlp: int, n_tokens: int | None = None
+) -> tuple[ViewState, list[str]]:
+    """Drop sites the model does not have (a link made for another model) and clamp out-of-range
+    selections to the nearest valid value; a note says what changed. One rule for every field."""
     dropped: list[str] = []
+    notes: list[str] = []
+
+    def clamp(name: str, low: int, high: int, what: str) -> int:
+        value = getattr(state, name)
+        near = min(max(value, low), high)
+        if near != value:
+            notes.append(f"{name}={value} is out of range ({what} {low} to {high}); using {near}.")
+        return near
+
+    dest = state.dest
+    if n_tokens is not None and not -n_tokens <= dest < n_tokens:
+        dest = -1 if dest >= n_tokens else 0
+        notes.append(
+            f"dest={state.dest} is outside the prompt's {n_tokens} tokens; using "
+            f"{'the last token' if dest == -1 else 'the first token'}."
+        )
 
     def keep(items: tuple, ok: Callable[[Any], bool], label: Callable[[Any], str]) -> tuple:
         dropped.extend(label(x) for x in items if not ok(x))
@@ -197,10 +253,15 @@ def fit(state: ViewState, n_layers: int, n_heads: int, d_mlp: int) -> tuple[View
         attn=keep(state.attn, lambda x: x < n_layers, lambda x: f"attention layer {x}"),
         mlp=keep(state.mlp, lambda x: x < n_layers, lambda x: f"MLP layer {x}"),
         neurons=keep(state.neurons, lambda x: x[0] < n_layers and x[1] < d_mlp, lambda x: f"L{x[0]}N{x[1]}"),
-        layer=min(state.layer, n_layers - 1),
-        head=min(state.head, n_heads - 1),
+        layer=clamp("layer", 0, n_layers - 1, "layers"),
+        head=clamp("head", 0, n_heads - 1, "heads"),
+        trace_layer=clamp("trace_layer", 0, n_layers - 1, "layers"),
+        window=clamp("window", 1, n_layers, "window"),
+        n_new=clamp("n_new", 1, N_NEW_MAX, "new tokens"),
+        dest=dest,
     )
-    notes = [f"The model has no {', '.join(dropped)}; dropped from the ablation."] if dropped else []
+    if dropped:
+        notes.insert(0, f"The model has no {', '.join(dropped)}; dropped from the ablation.")
     return fitted, notes
 
 

@@ -134,13 +134,17 @@ def _dashboard(args: argparse.Namespace) -> int:
         "--server.headless",
         str(args.headless).lower(),
     ]
-    return subprocess.call([*cmd, "--server.port", str(args.port)])
+    # The page reads its model allowlist after `--` (apps/backend.py: allowed folders, hub ids).
+    extra = ["--", *(["--models", *args.models] if args.models else []), *(["--allow-hub"] * args.allow_hub)]
+    return subprocess.call([*cmd, "--server.port", str(args.port), *extra])
 
 
 def register_dashboard(subparsers: Subparsers) -> None:
     p = subparsers.add_parser("dashboard", help="open the Streamlit dashboard on the embedded model")
     p.add_argument("--port", type=int, default=8501)
     p.add_argument("--headless", action="store_true", help="do not open a browser")
+    p.add_argument("--models", nargs="+", metavar="DIR", help="model folders a link may load (and below)")
+    p.add_argument("--allow-hub", action="store_true", help="let links load Hugging Face hub ids")
     p.set_defaults(func=_dashboard)
 
 

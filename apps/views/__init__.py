@@ -54,23 +54,25 @@ def prompt_tokens(state: ViewState) -> list[str] | None:
     return None
 
 
-def target_input(state: ViewState, label: str = "Target token") -> ViewState:
-    """The shared target/answer text box; "" means the model's top prediction."""
+def target_input(state: ViewState, label: str = "Target token", field: str = "target") -> ViewState:
+    """A view's own target/answer text box (field: target, lens_target, answer, patch_answer): targets
+    belong to views, so typing one in Predict never changes what Patching scores. "" = top prediction."""
     text = st.text_input(
         label,
-        key=seed("target", state.target),
+        key=seed(field, getattr(state, field)),
         placeholder="top prediction",
-        help='One token, with its leading space: " Paris". Empty: the model\'s top prediction.',
+        help="One token, with its leading space, e.g. ' the'. Empty: the model's top prediction.",
     )
-    return replace(state, target=text)
+    return replace(state, **{field: text})
 
 
-def target_id(state: ViewState) -> tuple[bool, int | None]:
-    """(ok, id): the target's token id (None for "top prediction"); shows an error when it is not one token."""
-    if not state.target:
+def target_id(state: ViewState, field: str = "target") -> tuple[bool, int | None]:
+    """(ok, id): the field's token id (None for "top prediction"); shows an error when it is not one token."""
+    text = getattr(state, field)
+    if not text:
         return True, None
     try:
-        return True, backend.token_id(state.model, state.target)
+        return True, backend.token_id(state.model, text)
     except ValueError as e:
         st.error(str(e))
         return False, None

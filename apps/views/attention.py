@@ -11,7 +11,7 @@ import streamlit as st
 from apps import backend
 from apps.model_view import ModelView
 from apps.state import ViewState
-from apps.views import guard, heatmap, labels, prompt_tokens, seed
+from apps.views import guard, labels, prompt_tokens, seed
 
 
 def render(state: ViewState, model: ModelView) -> ViewState:
@@ -20,6 +20,8 @@ def render(state: ViewState, model: ModelView) -> ViewState:
         return state
     n = len(tokens)
     names = labels(tokens)
+    all_layers = st.toggle("All layers at once (small multiples)", key=seed("att_all", state.att_all))
+    state = replace(state, att_all=all_layers)
     cols = st.columns(3)
     layer = cols[0].selectbox("Layer", range(model.cfg.n_layers), key=seed("att_layer", state.layer))
     head = cols[1].selectbox("Head", range(model.cfg.n_heads), key=seed("att_head", state.head))
@@ -30,32 +32,101 @@ def render(state: ViewState, model: ModelView) -> ViewState:
     state = replace(state, layer=layer, head=head, dest=-1 if dest == n - 1 else dest)
 
     with guard():
-        _patterns(state, layer, names)
+        _patterns(state, layer, names, all_layers, model.cfg.n_layers)
     st.subheader(f"Explain head L{layer}H{head} at {names[dest]!r}")
     with guard():
         _explain(backend.explain_head(state.model, state.prompt, layer, head, dest), names)
     return state
 
 
-def _patterns(state: ViewState, layer: int, names: list[str]) -> None:
-    pattern = backend.attention_patterns(state.model, state.prompt, layer)  # [head, dest, src]
+def _pattern_frame(pattern, names: list[str], head_label) -> pd.DataFrame:
+    """Every (head, dest, src) cell; masked = the model gave it exactly 0 (causal or window mask)."""
     n_heads, n, _ = pattern.shape
-    df = pd.DataFrame(
+    return pd.DataFrame(
         [
-            {"head": f"H{h}", "destination": names[d], "source": names[s], "weight": float(pattern[h, d, s])}
+            {
+                "head": head_label(h),
+                "destination": names[d],
+                "source": names[s],
+                "weight": float(pattern[h, d, s]),
+                "masked": s > d or float(pattern[h, d, s]) == 0.0,
+            }
             for h in range(n_heads)
             for d in range(n)
-            for s in range(d + 1)  # causal: later sources are always 0
+            for s in range(n)
         ]
     )
-    size = max(160, min(300, 28 * n))
-    chart = (
-        heatmap(df, "source", "destination", "weight", x_order=names, y_order=names, domain=(0, 1))
-        .properties(width=size, height=size)
-        .facet(facet=alt.Facet("head:N", title=None), columns=4)
+
+
+def _grid(df: pd.DataFrame, names: list[str], cell: int, facet: alt.Facet, columns: int, labelled: bool):
+    """Masked cells are grey, never a pale blue: a weight of 0.001 and a forbidden source look different."""
+    axis = alt.Axis(labelFontSize=9, labelLimit=90) if labelled else None
+    enc = {
+        "x": alt.X("source:O", sort=names, title=None, axis=axis),
+        "y": alt.Y("destination:O", sort=names, title=None, axis=axis),
+    }
+    weights = (
+        alt.Chart()
+        .mark_rect()
+        .encode(
+            **enc,
+            color=alt.Color("weight:Q", scale=alt.Scale(scheme="blues", domain=[0, 1])),
+            tooltip=["head", "destination", "source", alt.Tooltip("weight:Q", format=".4f")],
+        )
+        .transform_filter("!datum.masked")
     )
-    st.markdown(f"**Attention patterns, layer {layer}** (rows: destination tokens; columns: source tokens)")
-    st.altair_chart(chart)
+    masked = (
+        alt.Chart()
+        .mark_rect(color="#d9d9d9", stroke="#f4f4f4", strokeWidth=0.5)
+        .encode(**enc, tooltip=["head", "destination", "source", alt.Tooltip("masked:N", title="masked")])
+        .transform_filter("datum.masked")
+    )
+    size = cell * len(names)
+    return (
+        alt.layer(masked, weights, data=df)
+        .properties(width=size, height=size)
+        .facet(facet=facet, columns=columns)
+    )
+
+
+PAGE_PX = 1150  # the wide layout's usable width, about, at a 1600 px window
+
+
+def _patterns(state: ViewState, layer: int, names: list[str], all_layers: bool, n_layers: int) -> None:
+    n = len(names)
+    if all_layers:
+        frames = [
+            _pattern_frame(
+                backend.attention_patterns(state.model, state.prompt, i), names, lambda h, i=i: f"L{i}H{h}"
+            )
+            for i in range(n_layers)
+        ]
+        df = pd.concat(frames, ignore_index=True)
+        n_heads = df["head"].nunique() // n_layers
+        cell = max(2, min(12, 200 // n))
+        columns = n_heads
+        chart = _grid(
+            df, names, cell, alt.Facet("head:N", title=None, sort=list(df["head"].unique())), n_heads, False
+        )
+        st.markdown(
+            f"**Attention patterns, all {n_layers} layers** (rows: layers; columns: heads; grey: masked)"
+        )
+    else:
+        pattern = backend.attention_patterns(state.model, state.prompt, layer)  # [head, dest, src]
+        df = _pattern_frame(pattern, names, lambda h: f"H{h}")
+        # Cells stay readable at any length (at least 10 px); as many heads a row as fit the page, the rest
+        # on further rows of the scrollable box, so no head is ever off-screen to the right.
+        cell = max(10, min(28, 600 // n))
+        columns = max(1, PAGE_PX // (cell * n + 110))
+        chart = _grid(df, names, cell, alt.Facet("head:N", title=None), columns, True)
+        st.markdown(
+            f"**Attention patterns, layer {layer}** (rows: destination tokens; columns: source tokens; "
+            "grey: masked, never attended)"
+        )
+    rows = -(-df["head"].nunique() // (n_layers if all_layers else columns))
+    tall = rows * (cell * n + 60) > 900
+    with st.container(height=900 if tall else "content", key="attention_grid"):
+        st.altair_chart(chart, width="content")
 
 
 def _explain(ex: backend.HeadExplanation, names: list[str]) -> None:

@@ -27,8 +27,8 @@ def render(state: ViewState, model: ModelView) -> ViewState:
         key=seed("threshold", state.threshold),
         help="Edges whose Ferrando & Voita importance (share of the destination's E + ΔE) is below this are hidden.",
     )
-    residual = cols[1].checkbox("Residual edges", key=seed("flow_residual", True))
-    state = replace(state, threshold=threshold)
+    residual = cols[1].checkbox("Residual edges", key=seed("flow_residual", state.flow_residual))
+    state = replace(state, threshold=threshold, flow_residual=residual)
     with guard():
         edges = backend.flow_edges(state.model, state.prompt, threshold)
         st.caption(

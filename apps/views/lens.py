@@ -12,10 +12,10 @@ from apps.views import guard, heatmap, labels, prompt_tokens, target_id, target_
 
 def render(state: ViewState, model: ModelView) -> ViewState:
     tokens = prompt_tokens(state)
-    state = target_input(state, "Target token (for the second map)")
+    state = target_input(state, "Target token (for the second map)", "lens_target")
     if tokens is None:
         return state
-    ok, target = target_id(state)
+    ok, target = target_id(state, "lens_target")
     if not ok:
         return state
     with guard():
@@ -47,7 +47,7 @@ def render(state: ViewState, model: ModelView) -> ViewState:
             width="stretch",
             height=height,
         )
-        what = repr(state.target) if target is not None else "the final top token at each position"
+        what = repr(state.lens_target) if target is not None else "the final top token at each position"
         st.altair_chart(
             heatmap(
                 df,

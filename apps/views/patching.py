@@ -20,10 +20,18 @@ SITE_NAMES = {
 METRIC_NAMES = {"logit_diff": "logit difference", "prob": "P(clean answer)"}
 
 
+# Below this |M_clean − M_corrupted|, (M − M_corrupted) / (M_clean − M_corrupted) divides by noise.
+NEAR_ZERO = {"logit_diff": 0.1, "prob": 0.01}
+
+
 def render(state: ViewState, model: ModelView) -> ViewState:
     cols = st.columns(2)
-    clean = cols[0].text_input("Clean prompt", key=seed("clean", state.clean))
+    typed = cols[0].text_input(
+        "Clean prompt", key=seed("clean", state.clean), placeholder="the sidebar prompt",
+        help="Empty: the sidebar prompt.",
+    )  # fmt: skip
     corrupted = cols[1].text_input("Corrupted prompt", key=seed("corrupted", state.corrupted))
+    clean = typed or state.prompt
     cols = st.columns([2, 2, 2])
     site = cols[0].selectbox("Site", SITES, key=seed("site", state.site), format_func=SITE_NAMES.get)
     metric = cols[1].radio(
@@ -31,12 +39,17 @@ def render(state: ViewState, model: ModelView) -> ViewState:
     )
     with cols[2]:
         state = target_input(
-            replace(state, clean=clean, corrupted=corrupted, site=site, metric=metric), "Clean answer"
-        )
+            replace(state, clean=typed, corrupted=corrupted, site=site, metric=metric), "Clean answer",
+            "patch_answer",
+        )  # fmt: skip
     if not clean.strip() or not corrupted.strip():
         st.warning("Type both a clean and a corrupted prompt.")
         return state
-    ok, target = target_id(state)
+    st.info(
+        f"Patching runs on its own two prompts — clean: {clean!r}"
+        f"{' (the sidebar prompt)' if not typed else ''}, corrupted: {corrupted!r}."
+    )
+    ok, target = target_id(state, "patch_answer")
     if not ok:
         return state
     with guard():
@@ -51,9 +64,23 @@ def render(state: ViewState, model: ModelView) -> ViewState:
         cols[0].metric(f"{METRIC_NAMES[metric]}, clean", f"{a['source_metric']:.4f}")
         cols[1].metric(f"{METRIC_NAMES[metric]}, corrupted", f"{a['base_metric']:.4f}")
         cols[2].metric("Answers (clean / corrupted)", f"{a['answer']!r} / {a['wrong']!r}")
+        gap = a["source_metric"] - a["base_metric"]
+        colour = "normalized"
+        if abs(gap) < NEAR_ZERO[metric]:
+            colour = "metric"
+            st.warning(
+                f"The clean and corrupted {METRIC_NAMES[metric]} differ by only {gap:+.4f}: a normalised "
+                "recovery would divide by almost nothing, so the map shows the raw metric instead. Pick "
+                "prompts with different answers, or another answer token."
+            )
+            df = df.assign(normalized=float("nan"))
         st.caption(
             "Each cell: the corrupted run with that one activation copied from the clean run. Colour: "
-            "normalised recovery, (M − M_corrupted) / (M_clean − M_corrupted): 1 = fully restored."
+            + (
+                "normalised recovery, (M − M_corrupted) / (M_clean − M_corrupted): 1 = fully restored."
+                if colour == "normalized"
+                else f"the raw metric M ({METRIC_NAMES[metric]})."
+            )
         )
         if site == "head":
             view = df.assign(x=[f"H{h}" for h in df["head"]], y=df["layer"].astype(str))
@@ -63,7 +90,7 @@ def render(state: ViewState, model: ModelView) -> ViewState:
             view = df.assign(x=[names[p] for p in df["pos"]], y=df["layer"].astype(str))
             x_order = names
         chart = heatmap(
-            view, "x", "y", "normalized", x_order=x_order, y_order=[str(i) for i in range(model.cfg.n_layers)],
+            view, "x", "y", colour, x_order=x_order, y_order=[str(i) for i in range(model.cfg.n_layers)],
             scheme="redblue", tooltip=["metric"],
         )  # fmt: skip
         st.altair_chart(chart, width="stretch", height=34 * model.cfg.n_layers + 110)

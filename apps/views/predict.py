@@ -10,14 +10,15 @@ from streamlit.delta_generator import DeltaGenerator
 
 from apps import backend
 from apps.model_view import ModelView
-from apps.state import METHODS, ViewState, format_neurons, parse_neurons
+from apps.state import METHODS, N_NEW_MAX, REFERENCES, ViewState, format_neurons, parse_neurons
 from apps.views import guard, labels, prompt_tokens, seed, target_id, target_input
 
 METHOD_HELP = {
     "zero": "the activation becomes 0",
-    "mean": "the mean over the reference prompts, per position",
+    "mean": "the mean over the reference, per position (the corpus: over all its tokens)",
     "resample": "the activation of a random reference prompt (seed 0)",
 }
+REFERENCE_NAMES = {"prompts": "Reference prompts", "corpus": "The model's corpus (dataset mean / resample)"}
 
 
 def render(state: ViewState, model: ModelView) -> ViewState:
@@ -28,7 +29,7 @@ def render(state: ViewState, model: ModelView) -> ViewState:
     if tokens is None:
         return state
     with results:
-        _results(state)
+        state = _results(state)
     return state
 
 
@@ -61,9 +62,18 @@ def _controls(state: ViewState, model: ModelView, tokens: list[str] | None) -> V
         help=f"Layer and index of MLP neurons (d_mlp = {model.cfg.d_mlp}), comma separated.",
     )
     try:
-        state = replace(state, neurons=parse_neurons(text))
+        neurons = parse_neurons(text)
+        bad = [f"L{a}N{b}" for a, b in neurons if a >= model.cfg.n_layers or b >= model.cfg.d_mlp]
+        if bad:
+            raise ValueError(
+                f"the model has no {', '.join(bad)} (layers 0 to {model.cfg.n_layers - 1}, neurons 0 to "
+                f"{model.cfg.d_mlp - 1})"
+            )
+        state = replace(state, neurons=neurons)
     except ValueError as e:
-        st.warning(f"Neurons: {e}")
+        # Said on this very rerun; the ablation and the URL keep the last valid neurons.
+        kept = format_neurons(state.neurons) or "none"
+        st.warning(f"Neurons: {e}. Still ablating the last valid neurons: {kept}.")
 
     method = st.radio(
         "Method",
@@ -86,10 +96,18 @@ def _controls(state: ViewState, model: ModelView, tokens: list[str] | None) -> V
         )
         state = replace(state, positions=tuple(sorted(positions)))
     if method != "zero":
-        ref = st.text_area(
-            "Reference prompts (one per line)", key=seed("reference", state.reference), height=120
-        )
-        state = replace(state, reference=ref)
+        source = st.radio(
+            "Reference", REFERENCES, key=seed("ref_source", state.ref_source), format_func=REFERENCE_NAMES.get,
+            horizontal=True,
+        )  # fmt: skip
+        state = replace(state, ref_source=source)
+        if source == "prompts":
+            ref = st.text_area(
+                "Reference prompts (one per line, at least the prompt's length; longer ones are cut)",
+                key=seed("reference", state.reference),
+                height=120,
+            )
+            state = replace(state, reference=ref)
     return target_input(state)
 
 
@@ -98,16 +116,18 @@ def _switch(col: DeltaGenerator, key: str, label: str, on: bool) -> bool:
     return col.checkbox(label, key=seed(key, on), label_visibility="collapsed", help=label)
 
 
-def _results(state: ViewState) -> None:
+def _results(state: ViewState) -> ViewState:
     ok, target = target_id(state)
     if not ok:
-        return
+        return state
     ablation = backend.ablation_of(state)
     if ablation and ablation.method != "zero":
         with guard():
-            usable, skipped = backend.reference_prompts(state.model, state.prompt, ablation.reference)
-            note = f" ({len(skipped)} of another length left out)" if skipped else ""
-            st.caption(f"Reference: {len(usable)} prompts{note}.")
+            note = backend.reference_note(state.model, state.prompt, ablation)
+            if ablation.source == "prompts":
+                _, skipped = backend.reference_prompts(state.model, state.prompt, ablation.reference)
+                note += f" ({len(skipped)} shorter ones left out)" if skipped else ""
+            st.caption(f"Reference used: {note}.")
     with guard():
         df = backend.compare(state.model, state.prompt, ablation, target)
         _summary(df, bool(ablation))
@@ -119,7 +139,7 @@ def _results(state: ViewState) -> None:
                 c: st.column_config.NumberColumn(format="%.4f") for c in ("p_before", "p_after", "change")
             },
         )
-        _continuation(state, ablation)
+    return _continuation(state, ablation)
 
 
 def _summary(df: pd.DataFrame, ablated: bool) -> None:
@@ -146,9 +166,14 @@ def _chart(df: pd.DataFrame) -> None:
     long = pd.DataFrame(
         {"label": labels * 2, "run": ["before"] * n + ["after"] * n, "p": [*df["p_before"], *df["p_after"]]}
     )
-    y = {"field": "label", "type": "nominal", "sort": labels, "title": None}
+    # One spec, two panels side by side sharing the y scale: every row is labelled (fixed step, no label
+    # culling) and the change bars line up with their probability bars.
+    axis = {"labelOverlap": False, "labelLimit": 160}
+    y = {"field": "label", "type": "nominal", "sort": labels, "title": None, "axis": axis}
     probs = {
         "title": "P(next token): before and after",
+        "width": 320,
+        "height": {"step": 30},
         "mark": {"type": "bar"},
         "encoding": {
             "y": y,
@@ -169,9 +194,11 @@ def _chart(df: pd.DataFrame) -> None:
     }
     change = {
         "title": "Change (after − before)",
+        "width": 220,
+        "height": {"step": 30},
         "mark": {"type": "bar"},
         "encoding": {
-            "y": y,
+            "y": {**y, "axis": None},
             "x": {
                 "field": "change",
                 "type": "quantitative",
@@ -183,25 +210,37 @@ def _chart(df: pd.DataFrame) -> None:
             "tooltip": [{"field": "label"}, {"field": "change", "type": "quantitative", "format": "+.4f"}],
         },
     }
-    height = 28 * n + 90  # pixels, title and axis included: one readable row per token
-    left, right = st.columns([3, 2])
-    left.vega_lite_chart(long, probs, width="stretch", height=height)
-    right.vega_lite_chart(
-        df[["change", "target"]].assign(label=labels), change, width="stretch", height=height
+    data = pd.concat(
+        [long.assign(change=0.0, target=False), df[["change", "target"]].assign(label=labels, run="change")],
+        ignore_index=True,
     )
+    spec = {
+        "hconcat": [
+            {**probs, "transform": [{"filter": "datum.run != 'change'"}]},
+            {**change, "transform": [{"filter": "datum.run == 'change'"}]},
+        ],
+        "resolve": {"scale": {"y": "shared", "color": "independent"}},
+    }
+    st.vega_lite_chart(data, spec, width="content")
 
 
-def _continuation(state: ViewState, ablation: backend.Ablation) -> None:
+def _continuation(state: ViewState, ablation: backend.Ablation) -> ViewState:
     cols = st.columns([1, 2])
-    n = cols[0].number_input("New tokens", 1, 32, key=seed("n_new", 8))
+    n = cols[0].number_input("New tokens", 1, N_NEW_MAX, key=seed("n_new", state.n_new))
+    state = replace(state, n_new=int(n))
     request = (state.model, state.prompt, ablation, int(n))
     if cols[1].button("Continue ▶", help="Greedy generation with and without the ablation"):
         st.session_state["_continued"] = request
     if st.session_state.get("_continued") != request:
-        return  # shown from the click until the inputs change
-    plain, ablated = backend.continuation(*request)
-    left, right = st.columns(2)
-    left.markdown("**Unablated**")
-    left.code(state.prompt + plain, language=None, wrap_lines=True)
-    right.markdown("**With the ablation**" if ablation else "**With the ablation** (nothing ablated)")
-    right.code(state.prompt + ablated, language=None, wrap_lines=True)
+        return state  # shown from the click until the inputs change
+    with guard():
+        room = backend.room(state.model, state.prompt)
+        if 0 < room < n:
+            st.info(f"Only {room} more tokens fit in the model's context; generating {room}.")
+        plain, ablated = backend.continuation(*request)
+        left, right = st.columns(2)
+        left.markdown("**Unablated**")
+        left.code(state.prompt + plain, language=None, wrap_lines=True)
+        right.markdown("**With the ablation**" if ablation else "**With the ablation** (nothing ablated)")
+        right.code(state.prompt + ablated, language=None, wrap_lines=True)
+    return state

@@ -11,7 +11,7 @@ import streamlit as st
 
 from apps import backend
 from apps.model_view import ModelView
-from apps.state import ViewState
+from apps.state import NEURON_POS, ViewState
 from apps.views import guard, heatmap, labels, prompt_tokens, seed, target_id, target_input
 
 KINDS = {"resid": "Hidden state (block output)", "mlp": "MLP output", "attn": "Attention output"}
@@ -19,13 +19,24 @@ KINDS = {"resid": "Hidden state (block output)", "mlp": "MLP output", "attn": "A
 
 def render(state: ViewState, model: ModelView) -> ViewState:
     tokens = prompt_tokens(state)
+    suggestion = ""
+    if tokens is not None:
+        with guard():
+            suggestion = backend.subject_suggestion(state.model, state.prompt)
     cols = st.columns([2, 2, 1])
     with cols[0]:
-        subject = st.text_input(
-            "Subject", key=seed("subject", state.subject), help="Part of the prompt, e.g. France"
+        typed = st.text_input(
+            "Subject",
+            key=seed("subject", state.subject),
+            placeholder=suggestion or "part of the prompt",
+            help="Part of the prompt the fact is about. Empty: suggested from the prompt (the longest name "
+            "the model's world knows in it).",
         )
+    subject = typed or suggestion
+    if not typed and subject:
+        cols[0].caption(f"Tracing the suggested subject {subject!r}.")
     with cols[1]:
-        state = target_input(replace(state, subject=subject), "Answer token")
+        state = target_input(replace(state, subject=typed), "Answer token", "answer")
     window = cols[2].number_input(
         "Window (MLP, attn)",
         1,
@@ -36,22 +47,24 @@ def render(state: ViewState, model: ModelView) -> ViewState:
     state = replace(state, window=int(window))
     if tokens is None:
         return state
-    ok, target = target_id(state)
+    ok, target = target_id(state, "answer")
     if not ok:
         return state
     with guard():
-        start, end = backend.subject_tokens(state.model, state.prompt, state.subject)
-        _traces(state, tokens, target, (start, end))
+        start, end = backend.subject_tokens(state.model, state.prompt, subject)
+        _traces(state, subject, tokens, target, (start, end))
         st.subheader("MLP layers: ablation effects and top neurons")
-        state = _mlp_layers(state, model, tokens, target, end - 1)
+        state = _mlp_layers(state, subject, model, tokens, target, end - 1)
     return state
 
 
-def _traces(state: ViewState, tokens: list[str], target: int | None, span: tuple[int, int]) -> None:
+def _traces(
+    state: ViewState, subject: str, tokens: list[str], target: int | None, span: tuple[int, int]
+) -> None:
     start, end = span
     traces = {
         kind: backend.trace(
-            state.model, state.prompt, state.subject, target, kind, 1 if kind == "resid" else state.window
+            state.model, state.prompt, subject, target, kind, 1 if kind == "resid" else state.window
         )
         for kind in KINDS
     }
@@ -65,24 +78,32 @@ def _traces(state: ViewState, tokens: list[str], target: int | None, span: tuple
     cols[3].metric("Total effect", f"{attrs['total_effect']:+.4f}")
     st.caption(
         "Gaussian noise (3× the embedding std, 10 samples) on the subject tokens; each cell restores one clean "
-        "state at one (layer, position). Colour: indirect effect, P(restored) − P(noised). * marks the subject."
+        "state at one (layer, position). Colour: indirect effect, P(restored) − P(noised), on one scale "
+        "shared by the three maps. * marks the subject."
     )
     names = [f"{n}*" if start <= i < end else n for i, n in enumerate(labels(tokens))]
     layers = [str(x) for x in range(len(traces["resid"]["layer"].unique()))]
-    cols = st.columns(3)
-    for col, (kind, df) in zip(cols, traces.items(), strict=True):
+    effects = [v for df in traces.values() for v in df["indirect_effect"]]
+    domain = (min(0.0, min(effects)), max(max(effects), 1e-6))
+    # Wide enough to read: at least 18 px a position; a long prompt puts one map per row.
+    per_row = 3 if len(tokens) <= 12 else 1
+    for i, (kind, df) in enumerate(traces.items()):
+        if i % per_row == 0:
+            cols = st.columns(per_row)
         df = df.assign(position=[names[p] for p in df["pos"]], layer=df["layer"].astype(str))
         chart = heatmap(
             df, "position", "layer", "indirect_effect", x_order=names, y_order=layers, title=KINDS[kind],
-            scheme="purples", tooltip=["p_restored"],
+            scheme="purples", domain=domain, tooltip=["p_restored"],
         )  # fmt: skip
-        col.altair_chart(chart, width="stretch", height=34 * len(layers) + 130)
+        cols[i % per_row].altair_chart(
+            chart, width=max(22 * len(tokens) + 160, 360), height=34 * len(layers) + 130
+        )
 
 
 def _mlp_layers(
-    state: ViewState, model: ModelView, tokens: list[str], target: int | None, last_subject: int
+    state: ViewState, subject: str, model: ModelView, tokens: list[str], target: int | None, last_subject: int
 ) -> ViewState:
-    effects = backend.mlp_ablation_effects(state.model, state.prompt, state.subject, target)
+    effects = backend.mlp_ablation_effects(state.model, state.prompt, subject, target)
     answer = backend.decode(state.model, [effects.attrs["answer"]])[0]
     pick = alt.selection_point(fields=["layer"], name="pick")
     chart = (
@@ -113,12 +134,11 @@ def _mlp_layers(
         st.session_state["trace_layer"] = int(picked[0])
     with right:
         cols = st.columns(2)
-        layer = cols[0].selectbox("Layer", range(model.cfg.n_layers), key=seed("trace_layer", state.layer))
+        layer = cols[0].selectbox(
+            "Layer", range(model.cfg.n_layers), key=seed("trace_layer", state.trace_layer)
+        )
         where = cols[1].radio(
-            "Neurons at",
-            ["last subject token", "last token"],
-            key=seed("neuron_pos", "last subject token"),
-            horizontal=True,
+            "Neurons at", NEURON_POS, key=seed("neuron_pos", state.neuron_pos), horizontal=True
         )
         pos = last_subject if where == "last subject token" else len(tokens) - 1
         neurons = backend.layer_neurons(state.model, state.prompt, layer, pos, effects.attrs["answer"])
@@ -135,7 +155,7 @@ def _mlp_layers(
         )
     with left:
         st.dataframe(_wide(effects), hide_index=True)
-    return replace(state, layer=int(layer))
+    return replace(state, trace_layer=int(layer), neuron_pos=where)
 
 
 def _wide(effects: pd.DataFrame) -> pd.DataFrame:

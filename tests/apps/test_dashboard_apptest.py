@@ -216,7 +216,7 @@ def test_flow_view_matches_flow_graph(model):
 
 
 def test_lens_view_matches_logit_lens(model):
-    at = ok(app(view="lens", target=" Paris"))
+    at = ok(app(view="lens", lens_target=" Paris"))
     shown = frame(at, "target_prob")
     expected = logit_lens(model, PROMPT, model.to_single_token(" Paris"), k=3)
     assert shown["target_prob"].tolist() == pytest.approx(expected["target_prob"].tolist(), abs=1e-6)
@@ -224,7 +224,7 @@ def test_lens_view_matches_logit_lens(model):
 
 
 def test_tracing_view_matches_causal_trace_and_top_neurons(model):
-    at = ok(app(view="tracing", layer="2"))
+    at = ok(app(view="tracing", trace_layer="2"))
     df = causal_trace(model, PROMPT, "France")
     answer_id, answer = top_token(model, PROMPT)
     assert metric(at, f"P({answer!r}) clean") == f"{df.attrs['p_clean']:.4f}"
@@ -290,7 +290,8 @@ def test_bad_inputs_show_errors_not_exceptions():
     assert not at.exception and not at.error and len(at.warning) == 2  # bad link: two notes, a usable page
 
 
-def test_bad_model_path_then_recovery_and_a_local_folder(model, tmp_path):
+def test_bad_model_path_then_recovery_and_a_local_folder(model, tmp_path, monkeypatch):
+    monkeypatch.setenv("INTERP_DASHBOARD_MODELS", str(tmp_path))  # the server offers folders under tmp_path
     at = app(model=str(tmp_path / "missing"))
     assert not at.exception and at.error
     assert at.selectbox(key="model_choice").value == "Local folder…"

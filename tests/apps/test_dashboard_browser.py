@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
@@ -48,8 +48,10 @@ def free_port() -> int:
 
 
 @contextmanager
-def streamlit_server(log: Path) -> Iterator[str]:
-    """`streamlit run apps/dashboard.py` on loopback; always stopped, even when the test fails."""
+def streamlit_server(log: Path, page_args: Sequence[str] = ()) -> Iterator[str]:
+    """`streamlit run apps/dashboard.py` on loopback; always stopped, even when the test fails.
+
+    `page_args` go to the page after `--` (e.g. `--models DIR`)."""
     port = free_port()
     cmd = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.headless", "true"]
     cmd += [
@@ -61,6 +63,8 @@ def streamlit_server(log: Path) -> Iterator[str]:
         "false",
     ]
     cmd += ["--server.fileWatcherType", "none"]
+    if page_args:
+        cmd += ["--", *page_args]
     with log.open("w") as out:
         proc = subprocess.Popen(cmd, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
     try:
