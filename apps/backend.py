@@ -2,8 +2,8 @@
 
 Views pass plain values (a model source string, prompts, an `Ablation`) and get back DataFrames, numpy
 arrays or small dataclasses from `apps.model_view.ModelView`. Each function here does two things only:
-check the input (raising `InputError` with a message meant for the page), then call the view under the
-lock, cached. Results are cached with `st.cache_data` keyed by the model *source* string (the model
+check the input (raising `InputError` with a message meant for the page), then call the view (no lock:
+sessions run at once), cached. Results are cached with `st.cache_data` keyed by the model *source* string (the model
 itself is loaded once per source with `st.cache_resource`), so a rerun that changes nothing costs a
 dictionary lookup.
 
@@ -17,7 +17,6 @@ import argparse
 import importlib
 import os
 import sys
-import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
@@ -43,12 +42,12 @@ class InputError(ValueError):
     """A problem with what the user typed; the message is shown as is."""
 
 
-# Hooks (ablations) are attached to the one shared model, so two sessions must not run it at once.
-_LOCK = threading.RLock()
-# Below this size, OpenMP threads waiting on each other cost more than they save (measured: a 4-layer
-# d_model 128 forward takes 1.3 ms on one thread, 18-110 ms on two of a busy 2-core machine).
-_SMALL_MODEL = 20_000_000
-_DEFAULT_THREADS = torch.get_num_threads()
+# No lock: scoped hooks (every ablation, every cache) belong to the session's own thread, so sessions share
+# one model and run at once. torch's thread count is process-wide, so it is set here, once, at start-up:
+# one intra-op thread per forward (the embedded models are small: a 4-layer d_model 128 forward takes
+# 1.3 ms on one thread, 18-110 ms on two of a busy 2-core machine), and concurrent sessions use the other
+# cores. INTERP_DASHBOARD_THREADS overrides it for big models.
+torch.set_num_threads(int(os.environ.get("INTERP_DASHBOARD_THREADS", "1")))
 
 
 def embedded_models() -> list[str]:
@@ -133,9 +132,7 @@ def model_view(source: str) -> ModelView:
 @contextmanager
 def _using(source: str) -> Iterator[ModelView]:
     view = model_view(source)
-    small = view.n_params < _SMALL_MODEL
-    with _LOCK, torch.no_grad():
-        torch.set_num_threads(1 if small else _DEFAULT_THREADS)
+    with torch.no_grad():  # grad mode is per thread
         yield view
 
 

@@ -59,7 +59,7 @@ class Ablation:
 
 
 class ModelView:
-    """Everything the dashboard's views read from a model (no grad; callers hold the backend's lock)."""
+    """Everything the dashboard's views read from a model (no grad; safe from many threads at once)."""
 
     def __init__(
         self, model: HookedTransformer, corpus: Sequence[str] = (), subjects: Sequence[str] = ()
