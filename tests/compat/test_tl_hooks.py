@@ -66,9 +66,8 @@ def test_arena_ioi_path_patching_to_head_queries_equals_tl():
     """ARENA 1.3: patch sender heads' output (from the corrupted run), freeze everything else, and
     measure the effect through the receivers' query inputs only."""
 
-    def path_patch(model):
+    def path_patch(model, clean, corrupt):
         model = copy.deepcopy(model)
-        clean, corrupt = model.to_tokens(CLEAN), model.to_tokens(CORRUPT)
         model.set_use_split_qkv_input(True)
         _, clean_cache = model.run_with_cache(clean)
         _, corrupt_cache = model.run_with_cache(corrupt)
@@ -93,4 +92,5 @@ def test_arena_ioi_path_patching_to_head_queries_equals_tl():
         return logits[0, -1]
 
     model, ref = _pair()
-    torch.testing.assert_close(path_patch(model), path_patch(ref), atol=1e-4, rtol=0)
+    tokens = model.to_tokens(CLEAN), model.to_tokens(CORRUPT)  # the reference may have no tokenizer
+    torch.testing.assert_close(path_patch(model, *tokens), path_patch(ref, *tokens), atol=1e-4, rtol=0)
