@@ -13,6 +13,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 from torch import Tensor, nn
@@ -91,6 +92,10 @@ class _BackwardHook:
 
 HookSpec = tuple[str | Callable[[str], bool], HookFn]
 
+# Hook points that exist only inside a scope of this thread or task (an SAE's points while it is spliced):
+# model id -> {name: point}. Not submodules, so other threads' forwards never run through them.
+_OVERLAY: ContextVar[dict[int, dict[str, HookPoint]] | None] = ContextVar("interp_hook_overlay", default=None)
+
 
 class HookedRootModule(nn.Module):
     """Base for models with hook points: name lookup, scoped hooks, and hook-name validation."""
@@ -104,18 +109,38 @@ class HookedRootModule(nn.Module):
                 self.hook_dict[name] = module
 
     def hook_names(self) -> list[str]:
-        return list(self.hook_dict)
+        return list(self.hook_points())
+
+    def hook_points(self) -> dict[str, HookPoint]:
+        """Every hook point by name: the model's own, plus any overlaid in this thread or task."""
+        extra = (_OVERLAY.get() or {}).get(id(self))
+        return {**self.hook_dict, **extra} if extra else self.hook_dict
+
+    @contextmanager
+    def hook_overlay(self, points: dict[str, HookPoint]) -> Iterator[None]:
+        """Make `points` nameable (hookable, cacheable) for this thread or task while the block runs."""
+        clash = [n for n in points if n in self.hook_points()]
+        if clash:
+            raise KeyError(f"hook points {clash} already exist on this model")
+        current = _OVERLAY.get() or {}
+        mine = {**current.get(id(self), {}), **points}
+        token = _OVERLAY.set({**current, id(self): mine})
+        try:
+            yield
+        finally:
+            _OVERLAY.reset(token)
 
     def resolve_hook_names(self, selector: NameFilter) -> list[str]:
         """Turn a name, list of names, predicate or None (= all) into hook names; unknown names raise."""
+        points = self.hook_points()
         if selector is None:
-            return list(self.hook_dict)
+            return list(points)
         if callable(selector):
-            return [n for n in self.hook_dict if selector(n)]
+            return [n for n in points if selector(n)]
         names = [selector] if isinstance(selector, str) else list(selector)
         for n in names:
-            if n not in self.hook_dict:
-                close = difflib.get_close_matches(n, self.hook_dict, n=3, cutoff=0.5)
+            if n not in points:
+                close = difflib.get_close_matches(n, points, n=3, cutoff=0.5)
                 hint = f"; did you mean {', '.join(close)}?" if close else ""
                 raise KeyError(f"unknown hook name {n!r}{hint} (model.hook_names() lists all)")
         return names
@@ -157,4 +182,5 @@ class HookedRootModule(nn.Module):
         names = self.resolve_hook_names(selector)
         if not names and callable(selector):
             raise KeyError("hook filter matched no hook point (model.hook_names() lists all)")
-        return [self.hook_dict[n] for n in names]
+        points = self.hook_points()
+        return [points[n] for n in names]

@@ -24,12 +24,13 @@ from interp.layers.block import TransformerBlock
 from interp.layers.embed import Embed, PosEmbed, make_unembed
 from interp.layers.norms import make_norm
 from interp.layers.sequence_info import SequenceInfo
+from interp.sae.host import SAEHost
 
 Input = str | Sequence[str] | Tensor
 ReturnType = Literal["logits", "loss", "both"] | None
 
 
-class HookedTransformer(HookedRootModule):
+class HookedTransformer(SAEHost, HookedRootModule):
     def __init__(
         self, cfg: ModelConfig, tokenizer: Any = None, default_prepend_bos: bool = True, init: bool = True
     ) -> None:
