@@ -164,6 +164,19 @@ class MLP(Site):
 
 
 @dataclass(frozen=True)
+class MLPIn(Site):
+    """What an MLP reads: its input norm's output (ln2.hook_normalized), where a transcoder reads."""
+
+    kind: ClassVar[str] = "mlp_in"
+    layer: int
+    pos: Pos = None
+
+    @property
+    def hook_name(self) -> str:
+        return f"blocks.{self.layer}.ln2.hook_normalized"
+
+
+@dataclass(frozen=True)
 class Head(Site):
     """One attention head. `part` picks the activation: its output z (default), q, k, v, or its pattern.
 
@@ -258,7 +271,7 @@ class Neuron(Site):
         return [cls(layer, i, pos) for layer in _layers(model, layers) for i in range(model.cfg.d_mlp)]
 
 
-Spec = Resid | Attn | MLP | Head | Neuron
+Spec = Resid | Attn | MLP | MLPIn | Head | Neuron
 Cell = Spec | Sequence[Spec]  # one intervention: a site, or several sites edited together
 
 

@@ -13,5 +13,18 @@ from interp.sae.config import SAEConfig
 from interp.sae.formats import load, save
 from interp.sae.sae import SAE
 from interp.sae.splice import splice
+from interp.sae.store import ActivationStore, InMemoryStore, collect_activations
+from interp.sae.train import TrainReport, train
 
-__all__ = ["SAE", "SAEConfig", "load", "save", "splice"]
+__all__ = [
+    "SAE",
+    "ActivationStore",
+    "InMemoryStore",
+    "SAEConfig",
+    "TrainReport",
+    "collect_activations",
+    "load",
+    "save",
+    "splice",
+    "train",
+]
