@@ -3,7 +3,8 @@
     interp dashboard                  # or: streamlit run apps/dashboard.py
 
 The sidebar picks the model, the prompt and the view; the whole view state lives in the URL (apps/state.py),
-so a copied link reproduces the page. Views talk to the library only through apps/backend.py.
+so a copied link reproduces the page. Views see the model through apps/model_view.py (`ModelView`), its
+answers cached and its input checked by apps/backend.py.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-# `streamlit run` puts apps/ on sys.path, not the repository root that `apps.*` imports need.
+# `streamlit run` puts apps/ on sys.path, not the folder holding the `apps` package; installed (bin/setup),
+# the package is importable anyway, and from a bare checkout this makes it so.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import streamlit as st  # noqa: E402
@@ -53,21 +55,22 @@ with st.sidebar:
     page = st.radio("View", list(state.VIEWS), format_func=state.VIEWS.get, key=seed("view", view.view))
     view = replace(view, model=model, prompt=prompt, view=page)
 
-    info = None
+    lm = None
     with guard():
-        info = backend.model_info(model)
+        lm = backend.model_view(model)
+        c = lm.cfg
         st.caption(
-            f"{info.n_layers} layers · {info.n_heads} heads · d_model {info.d_model} · d_mlp {info.d_mlp} · "
-            f"context {info.n_ctx} · {info.n_params / 1e6:.2f}M parameters"
+            f"{c.n_layers} layers · {c.n_heads} heads · d_model {c.d_model} · d_mlp {c.d_mlp} · "
+            f"context {c.n_ctx} · {lm.n_params / 1e6:.2f}M parameters"
         )
 
 st.header(state.VIEWS[view.view])
-if info is None:
+if lm is None:
     st.error("Pick an embedded model or a valid folder in the sidebar.")
 else:
-    view, fit_notes = state.fit(view, info.n_layers, info.n_heads, info.d_mlp)
+    view, fit_notes = state.fit(view, lm.cfg.n_layers, lm.cfg.n_heads, lm.cfg.d_mlp)
     for note in fit_notes:
         st.warning(note)
     with guard():
-        view = VIEW_MODULES[view.view].render(view, info)
+        view = VIEW_MODULES[view.view].render(view, lm)
 state.commit(st.session_state, st.query_params, view)

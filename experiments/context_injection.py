@@ -19,8 +19,10 @@ CSVs (columns in order):
 - head_flow.csv    layer, head, destination (token|prediction), from_context (importance of the scene
                    tokens' contributions through the head in E' at the destination), from_word (source =
                    the ambiguous word), n
-- patching.csv     site (head|resid), layer, head (empty for resid), destination (all|token|prediction),
-                   metric, recovery, n_runs. Run the other-sense prompt and restore one site from the
+- patching.csv     site (head|resid_pre), layer, head (empty for resid_pre), destination
+                   (all|token|prediction), metric, recovery, n_runs; resid_pre at layer l is the residual
+                   entering block l (layer n_layers: the final residual), at the destination only. Run the
+                   other-sense prompt and restore one site from the
                    prompt's own run; recovery = (M − M_corrupted) / (M_clean − M_corrupted), pooled over
                    pairs and both directions. metric "logit_diff": M = logit(own sense) − logit(other
                    sense) at the prediction; "probe": M = the final-layer sense probe's signed margin at
@@ -37,16 +39,16 @@ from __future__ import annotations
 import argparse
 import random
 from collections import defaultdict
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pandas as pd
 import torch
-from torch import Tensor
 
-from interp import reporting as R
+from experiments import reporting as R
 from interp.analysis import Head, Resid, context_flow, denoise, flow_graph, logit_diff, subject_span
+from interp.analysis.probe import LinearProbe, probe_layers, probe_patch
+from interp.analysis.scoring import score_answers
 from interp.embedded.tiny_facts.corpus import disambiguation_examples, fact_examples
 from interp.embedded.tiny_facts.world import POLYSEMES
 from interp.transformer import HookedTransformer
@@ -89,19 +91,15 @@ class Item:
 
 def build_items(model: HookedTransformer, words: list[str]) -> list[Item]:
     examples = [e for e in disambiguation_examples() if e.subject in words]
-    tokens, mask = model.to_tokens([e.prompt for e in examples], return_attention_mask=True)
-    with torch.no_grad():
-        logits = model(tokens, attention_mask=mask)
-    lengths = mask.sum(-1)
-    pred = logits[torch.arange(len(examples)), lengths - 1].argmax(-1)
+    scored = score_answers(model, [e.prompt for e in examples], [e.answer for e in examples])
     items = []
     for i, e in enumerate(examples):
-        row = tokens[i : i + 1, : int(lengths[i])]
-        sense_id = R.first_token(model, e.answer)
+        n = int(scored.lengths[i])
+        row = scored.tokens[i : i + 1, :n]
         label = [s for _, s in POLYSEMES[e.subject]].index(e.relation)
         word_pos = subject_span(model, row, " " + e.subject)[1] - 1
         scene = subject_span(model, row, e.prompt.split(". ", 1)[0] + ".")
-        n, ok = int(lengths[i]), bool(pred[i] == sense_id)
+        sense_id, ok = int(scored.answers[i]), bool(scored.correct[i])
         items.append(
             Item(i, e.prompt, e.subject, e.relation, label, e.split, sense_id, n, word_pos, *scene, ok)
         )
@@ -138,14 +136,16 @@ def runs_by_shape(pairs: list[Pair]) -> dict[tuple[int, int], list[Pair]]:
 
 
 def sites(n: int, H: int, pos: int | None) -> list[tuple[Head | Resid, tuple]]:
-    """Every head at `pos` (None: all positions), and the whole residual at each layer 0..n at `pos`."""
+    """Every head at `pos` (None: all positions), and the whole residual entering each layer 0..n at `pos`."""
     out: list[tuple[Head | Resid, tuple]] = [
         (Head(layer, h, pos=pos), ("head", layer, h)) for layer in range(n) for h in range(H)
     ]
     if pos is None:
         return out
     for layer in range(n + 1):  # layer n: the final residual, resid_post of the last block
-        out.append((Resid(min(layer, n - 1), pos, "post" if layer == n else "pre"), ("resid", layer, None)))
+        out.append(
+            (Resid(min(layer, n - 1), pos, "post" if layer == n else "pre"), ("resid_pre", layer, None))
+        )
     return out
 
 
@@ -164,32 +164,22 @@ def patch_logit_diff(model: HookedTransformer, pairs: list[Pair]) -> list[tuple]
     return rows
 
 
-def patch_probe(
-    model: HookedTransformer, pairs: list[Pair], margin: Callable[[Tensor], Tensor]
-) -> list[tuple]:
-    """Restore one site at the word, read the final-layer sense probe there (`denoise` reads only logits)."""
+def patch_probe(model: HookedTransformer, pairs: list[Pair], probe: LinearProbe) -> list[tuple]:
+    """Restore one site at the word, read the final-layer sense probe there (signed: own sense positive)."""
     n, H = model.cfg.n_layers, model.cfg.n_heads
     rows = []
     for (_, wpos), runs in runs_by_shape(pairs).items():
         clean, corr = [c.prompt for c, _ in runs], [k.prompt for _, k in runs]
         sign = torch.tensor([1.0 if c.label == 1 else -1.0 for c, _ in runs])
         cells = sites(n, H, wpos)
-        _, cache = model.run_with_cache(clean, names_filter=list({s.hook_name for s, _ in cells}))
-
-        def read(prompts: list[str], hooks: list, wpos: int = wpos, sign: Tensor = sign) -> float:
-            with torch.no_grad(), model.hooks(hooks):
-                final = model(prompts, stop_at_layer=n)[:, wpos]
-            return float((margin(final) * sign).mean())
-
-        ends = (read(corr, []), read(clean, []), len(runs))
-        for site, key in cells:
-
-            def restore(act: Tensor, hook: object, site: Head | Resid = site, cache: dict = cache) -> Tensor:
-                act = act.clone()
-                act[site.selector] = cache[site.hook_name][site.selector]
-                return act
-
-            rows.append((*key, "token", "probe", read(corr, [(site.hook_name, restore)]), *ends))
+        df = probe_patch(
+            model, corr, clean, [s for s, _ in cells], lambda r, sign=sign: probe(r) * sign, read_pos=wpos
+        )
+        ends = (df.attrs["base_metric"], df.attrs["source_metric"], len(runs))
+        rows += [
+            (*key, "token", "probe", value, *ends)
+            for (_, key), value in zip(cells, df["metric"], strict=True)
+        ]
     return rows
 
 
@@ -248,11 +238,10 @@ def mean_by(df: pd.DataFrame, n_keys: int) -> pd.DataFrame:
 
 def probe(
     model: HookedTransformer, items: list[Item], max_per_split: int | None, seed: int
-) -> tuple[pd.DataFrame, Callable[[Tensor], Tensor], set[int]]:
+) -> tuple[pd.DataFrame, LinearProbe, set[int]]:
     """Logistic probe of the sense on the residual at each layer: trained scenes → held-out scenes.
 
-    Also returns the final-layer token probe's margin function (reused as a patching metric) and the ids
-    of the prompts used.
+    Also returns the final-layer token probe (reused as a patching metric) and the ids of the prompts used.
     """
     rng = random.Random(seed)
     train = [it for it in items if it.split == "train"]
@@ -262,45 +251,18 @@ def probe(
     if not train or not test:
         raise R.UsageError("the sense probe needs prompts from both the trained and the held-out scenes")
     data, n = train + test, model.cfg.n_layers
-    names = [f"blocks.{layer}.hook_resid_pre" for layer in range(n)] + [f"blocks.{n - 1}.hook_resid_post"]
-    tokens, mask = model.to_tokens([it.prompt for it in data], return_attention_mask=True)
-    _, cache = model.run_with_cache(tokens, names_filter=names, attention_mask=mask)
-    y = torch.tensor([float(it.label) for it in data])
-    tr, te = slice(0, len(train)), slice(len(train), None)
-    chance = float(max(y[te].mean(), 1 - y[te].mean()))
-    rows, margins = [], {}
+    layers = [Resid(layer) for layer in range(n)] + [
+        Resid(n - 1, stage="post")
+    ]  # layer n: the final residual
+    labels = torch.tensor([float(it.label) for it in data])
+    is_train = torch.arange(len(data)) < len(train)
+    frames, probes = [], {}
     for position in ("token", "prediction"):
         pos = torch.tensor([it.word_pos if position == "token" else it.n_tokens - 1 for it in data])
-        for layer, name in enumerate(names):
-            x = cache[name][torch.arange(len(data)), pos]
-            f = margins[position, layer] = fit_probe(x[tr], y[tr], seed)
-            acc = [float(((f(x[s]) > 0).float() == y[s]).float().mean()) for s in (tr, te)]
-            rows.append((position, layer, *acc, chance, len(train), len(test)))
-    return (
-        pd.DataFrame(rows, columns=COLUMNS["probe.csv"]),
-        margins["token", n],
-        {it.prompt_id for it in data},
-    )
-
-
-def fit_probe(x: Tensor, y: Tensor, seed: int) -> Callable[[Tensor], Tensor]:
-    """L2-regularised logistic regression on standardised features (LBFGS, full batch) → margin function."""
-    torch.manual_seed(seed)
-    mu, sd = x.mean(0), x.std(0) + 1e-6
-    w, b = torch.zeros(x.shape[1], requires_grad=True), torch.zeros(1, requires_grad=True)
-    opt = torch.optim.LBFGS([w, b], max_iter=100, line_search_fn="strong_wolfe")
-    z = (x - mu) / sd
-
-    def closure() -> Tensor:
-        opt.zero_grad()
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(z @ w + b, y) + 1e-2 * w.square().sum()
-        loss.backward()
-        return loss
-
-    with torch.enable_grad():
-        opt.step(closure)
-    w, b = w.detach(), b.detach()
-    return lambda v: ((v - mu) / sd) @ w + b
+        df, fitted = probe_layers(model, [it.prompt for it in data], layers, pos, labels, is_train, seed=seed)
+        frames.append(df.assign(position=position, layer=range(n + 1)))
+        probes[position] = fitted[-1]
+    return pd.concat(frames, ignore_index=True), probes["token"], {it.prompt_id for it in data}
 
 
 # ---- checks, plots, report ------------------------------------------------------------------------------
@@ -333,7 +295,7 @@ def checks(patch: pd.DataFrame, head_flow: pd.DataFrame, probe_df: pd.DataFrame)
     c.add("probe test_acc at the embeddings minus chance, token", gap, "< 0.15", gap < 0.15)
     for dest, metric in (("prediction", "logit_diff"), ("token", "probe")):
         p_layer = R.first_layer(probes[dest], "test_acc", DECODABLE)
-        r_layer = R.first_layer(select(patch, "resid", dest, metric), "recovery", 0.5)
+        r_layer = R.first_layer(select(patch, "resid_pre", dest, metric), "recovery", 0.5)
         criterion = f"= first layer with resid {metric} recovery >= 0.5 ({r_layer})"
         c.add(
             f"probe vs resid patching: first layer with test_acc >= {DECODABLE}, {dest}",
@@ -351,7 +313,7 @@ def checks(patch: pd.DataFrame, head_flow: pd.DataFrame, probe_df: pd.DataFrame)
         p_layer == h_layer + 1,
     )
     decodable = float(probes["token"].test_acc.max())
-    used = float(select(patch, "resid", "token", "logit_diff").recovery.max())
+    used = float(select(patch, "resid_pre", "token", "logit_diff").recovery.max())
     c.add(
         "token: sense decodable (best probe test_acc) / read by the prediction (best resid logit_diff)",
         f"{R.fmt(decodable)} / {R.fmt(used)}",
@@ -390,12 +352,14 @@ def plot_all(out: Path, model: HookedTransformer, t: dict[str, pd.DataFrame], it
     ]
     R.heatmap_panels(out / "head_maps.png", maps, xlabel="head", ylabel="layer")
     labels = model.to_str_tokens(item.prompt)
-    _, cache = model.run_with_cache(item.prompt, names_filter=lambda name: name.endswith("hook_pattern"))
     heads = [
-        (int(r.layer), int(r.head))
+        Head(int(r.layer), int(r.head), part="pattern")
         for r in R.top(select(patch, "head", "all", "logit_diff"), "recovery").itertuples()
     ]
-    patterns = [(f"{head_name(lay, h)}: query (row) → key", cache["pattern", lay][0, h]) for lay, h in heads]
+    _, cache = model.run_with_cache(item.prompt, names_filter=[h.hook_name for h in heads])
+    patterns = [
+        (f"{head_name(h.layer, h.head)}: query (row) → key", cache[h.hook_name][h.selector][0]) for h in heads
+    ]
     R.heatmap_panels(out / "attention_top_heads.png", patterns, xticks=labels, yticks=labels, signed=False)
     plot_flow(out / "flow_graph.png", model, item, labels)
 
@@ -444,7 +408,7 @@ def findings(t: dict[str, pd.DataFrame]) -> list[str]:
             + "."
         )
     tok, pred = (probe_df[probe_df.position == p].sort_values("layer") for p in ("token", "prediction"))
-    used = select(patch, "resid", "token", "logit_diff").recovery.max()
+    used = select(patch, "resid_pre", "token", "logit_diff").recovery.max()
     first = {
         name: R.first_layer(d, "test_acc", DECODABLE) for name, d in (("token", tok), ("prediction", pred))
     }
@@ -485,7 +449,7 @@ def write_report(
         ),
         (
             "Restoring the whole residual at one position",
-            patch[patch.site == "resid"].sort_values(["metric", "destination", "layer"]),
+            patch[patch.site == "resid_pre"].sort_values(["metric", "destination", "layer"]),
             "patching.csv",
         ),
         ("Sense probe", t["probe.csv"], "probe.csv"),
@@ -527,11 +491,11 @@ def run(args: argparse.Namespace) -> Path:
         texts = rng.sample(
             [e.prompt for e in fact_examples() if e.split == "train" and e.kind == "fact"], cfg["ordinary"]
         )
-    probe_df, margin, probed = probe(model, items, cfg["probe_max"], args.seed)
+    probe_df, final_probe, probed = probe(model, items, cfg["probe_max"], args.seed)
     paired = {it.prompt_id for pair in pairs for it in pair}
     sets = (("pairs", paired), ("probe", probed))
     used_in = ["+".join(name for name, ids in sets if it.prompt_id in ids) or "none" for it in items]
-    patch = pooled_recovery(patch_logit_diff(model, pairs) + patch_probe(model, pairs, margin))
+    patch = pooled_recovery(patch_logit_diff(model, pairs) + patch_probe(model, pairs, final_probe))
     flow_items = list(dict.fromkeys(it for pair in pairs for it in pair))[: cfg["flow_prompts"]]
     layer_stats, head_flow = flows(model, flow_items, texts)
     raw = {

@@ -47,7 +47,7 @@ import pandas as pd
 import torch
 
 import interp
-from interp import reporting as R
+from experiments import reporting as R
 from interp.analysis import (
     MLP,
     Neuron,
@@ -61,6 +61,7 @@ from interp.analysis import (
     prob,
     subject_span,
 )
+from interp.analysis.scoring import score_answers
 from interp.embedded.tiny_facts.corpus import FACT_TEMPLATES, fact_examples, render, training_documents
 from interp.transformer import HookedTransformer
 
@@ -144,21 +145,20 @@ def select_facts(model: HookedTransformer, rows: list, n: int, rng: random.Rando
     """The facts the model gets right (France's capital first when present), at most n."""
     if not rows:
         raise R.UsageError("the prompt set is empty")
-    tokens, mask = model.to_tokens([r[0] for r in rows], return_attention_mask=True)
-    with torch.no_grad():
-        logits = model(tokens, attention_mask=mask)
-    lengths = mask.sum(-1)
-    pred = logits[torch.arange(len(rows)), lengths - 1].argmax(-1).tolist()
+    try:
+        scored = score_answers(model, [r[0] for r in rows], [r[3] for r in rows])
+    except ValueError as e:  # an answer that encodes to no tokens
+        raise R.UsageError(str(e)) from None
     right = []
     for i, (prompt, subject, relation, answer) in enumerate(rows):
-        answer_id = R.first_token(model, answer)
-        if pred[i] != answer_id:
+        if not scored.correct[i]:
             continue
+        length = int(scored.lengths[i])
         try:
-            span = subject_span(model, tokens[i : i + 1, : int(lengths[i])], subject)
+            span = subject_span(model, scored.tokens[i : i + 1, :length], subject)
         except ValueError as e:
             raise R.UsageError(str(e)) from None
-        right.append((prompt, subject, relation, answer, *span, int(lengths[i]), answer_id))
+        right.append((prompt, subject, relation, answer, *span, length, int(scored.answers[i])))
     if not right:
         raise R.UsageError(f"the model answers none of the {len(rows)} facts correctly; nothing to trace")
     first = [r for r in right if r[0] == "The capital of France is"]
@@ -242,10 +242,11 @@ def mlp_ablation(model: HookedTransformer, facts: list[Fact], reference: torch.T
 
 
 def mean_reference(model: HookedTransformer, seed: int, rows: int = 16, length: int = 32) -> torch.Tensor:
-    """Unpadded token windows of corpus text for mean ablation.
+    """Token windows of running corpus text (rows × length tokens, no BOS) as the mean-ablation reference.
 
-    `ablate`'s mean runs over every position of the reference, padding included; fixed-length windows of
-    running text have no padding, so the mean is over real tokens only.
+    The sweep averages over every row and position of it (`per_position=False`), so each MLP's mean is
+    over rows × length tokens of ordinary text, wherever the prompt's subject sits. (`ablate` never
+    averages padding in: its mean counts real tokens only; these windows simply have none.)
     """
     text = " ".join(training_documents(4 * rows, seed=seed + 1))
     ids = model.to_tokens(text, prepend_bos=False)[0][: rows * length]

@@ -79,6 +79,25 @@ def deferred_results(model: HookedTransformer, names: list[str]) -> dict[str, st
     }
 
 
+_PROBES: dict[tuple[int, torch.dtype, torch.device], Tensor] = {}
+
+
+def weight_fingerprint(W: Tensor) -> tuple[Any, ...]:
+    """What identifies a weight's values: storage, version, and two checksums over every element.
+
+    `W.data.mul_(2)` and other `.data` edits do not bump `W._version`, so the version alone misses them;
+    the sum and a fixed random projection (one read of W, well under a millisecond for GPT-2 small's W_O)
+    change with any edit that is not crafted to preserve both.
+    """
+    flat = W.detach().reshape(-1)
+    key = (flat.numel(), flat.dtype, flat.device)
+    if key not in _PROBES:
+        gen = torch.Generator().manual_seed(flat.numel())
+        _PROBES[key] = torch.rand(flat.numel(), generator=gen).to(flat.device, flat.dtype)
+    sums = torch.stack([flat.sum(), flat @ _PROBES[key]]).tolist()
+    return (W.data_ptr(), W._version, *sums)
+
+
 def _slice_pos(x: Tensor, pos_slice: PosSlice, pos_dim: int = -2) -> Tensor:
     if pos_slice is None:
         return x
@@ -109,7 +128,8 @@ class ActivationCache(Mapping[str, Tensor]):
         self._keys = list(store) if keys is None else keys
         # Deferred per-head results: computed from z and W_O on first access, with W_O as it was in the run.
         self._deferred = {
-            name: (z, self._W_O(name), self._W_O(name)._version) for name, z in (deferred or {}).items()
+            name: (z, self._W_O(name), weight_fingerprint(self._W_O(name)))
+            for name, z in (deferred or {}).items()
         }
 
     # ---- mapping -------------------------------------------------------------------------------------------
@@ -121,10 +141,17 @@ class ActivationCache(Mapping[str, Tensor]):
         if name in self._deferred:
             self._store[name] = self._derive_result(name)
         if name not in self._keys:
-            raise KeyError(
-                f"{name!r} is not in this cache; run_with_cache with a names_filter that includes it"
-            )
+            raise KeyError(self._missing(name))
         return self._store[name]
+
+    def _missing(self, name: str) -> str:
+        held = f"{self._keys[0]} ... {self._keys[-1]}" if len(self._keys) > 2 else ", ".join(self._keys)
+        why = (
+            "the model has no such hook point"
+            if name not in self.model.hook_dict
+            else "run_with_cache with a names_filter (and start/stop layers) that include it"
+        )
+        return f"{name!r} is not in this cache, which holds {len(self._keys)} activations ({held}); {why}"
 
     def __contains__(self, key: object) -> bool:
         return isinstance(key, str) and key in self._keys
@@ -139,11 +166,13 @@ class ActivationCache(Mapping[str, Tensor]):
         return self.model.get_submodule(result_name.removesuffix(".hook_result")).W_O
 
     def _derive_result(self, name: str) -> Tensor:
-        z_name, W_O, version = self._deferred.pop(name)
-        if W_O._version != version:
+        z_name, W_O, fingerprint = self._deferred[name]
+        if weight_fingerprint(W_O) != fingerprint:
             raise RuntimeError(
-                f"{name}: W_O was modified after the run, so the per-head result cannot be derived"
+                f"{name}: W_O was modified after the run, so the per-head result cannot be derived; "
+                f"read it before editing weights, or cache it with a hook on it (computed in the forward)"
             )
+        del self._deferred[name]
         z = self._store[z_name]
         return torch.einsum("bphd,hdm->bphm", z, W_O.detach().to(z.device, z.dtype))
 

@@ -81,13 +81,17 @@ def register_demo(subparsers: Subparsers) -> None:
 
 # --- run ----------------------------------------------------------------------------------------------
 
-REPO = Path(__file__).resolve().parents[1]
-EXPERIMENTS = {"context-injection": "context_injection.py", "factual-recall": "factual_recall.py"}
+# Experiment name -> module. `apps` and `experiments` are packages installed beside `interp` (see
+# pyproject.toml), so both commands work from any working directory, not only from a checkout.
+EXPERIMENTS = {
+    "context-injection": "experiments.context_injection",
+    "factual-recall": "experiments.factual_recall",
+}
 
 
 def _run(args: argparse.Namespace) -> int:
-    """Run experiment scripts from experiments/ with the remaining arguments (e.g. --quick, --model)."""
-    import runpy
+    """Run experiments (modules of the `experiments` package) with the remaining arguments (--quick, ...)."""
+    import importlib
 
     names = list(EXPERIMENTS) if args.experiment == "all" else [args.experiment]
     for name in names:
@@ -95,12 +99,7 @@ def _run(args: argparse.Namespace) -> int:
         if args.experiment == "all" and "--out" in rest[:-1]:  # one folder each, or reports overwrite
             i = rest.index("--out") + 1
             rest[i] = str(Path(rest[i]) / name)
-        script = REPO / "experiments" / EXPERIMENTS[name]
-        if not script.exists():
-            print(f"error: {script} not found (interp run needs a source checkout)", file=sys.stderr)
-            return 2
-        module = runpy.run_path(str(script), run_name="interp_run")
-        code = module["main"](rest)
+        code = importlib.import_module(EXPERIMENTS[name]).main(rest)
         if code:
             return int(code)
     return 0
@@ -119,15 +118,19 @@ def register_run(subparsers: Subparsers) -> None:
 
 
 def _dashboard(args: argparse.Namespace) -> int:
+    import importlib.util
     import subprocess
 
-    app = REPO / "apps" / "dashboard.py"
+    spec = importlib.util.find_spec("apps.dashboard")  # the page's file: `streamlit run` takes a path
+    if spec is None or spec.origin is None:
+        print("error: the apps package is not installed (run bin/setup)", file=sys.stderr)
+        return 2
     cmd = [
         sys.executable,
         "-m",
         "streamlit",
         "run",
-        str(app),
+        spec.origin,
         "--server.headless",
         str(args.headless).lower(),
     ]

@@ -11,6 +11,7 @@ import argparse
 import torch
 
 import interp
+from interp.analysis import MLP, Attn, ablate
 
 
 def main(args: argparse.Namespace | None = None) -> int:
@@ -53,9 +54,9 @@ def main(args: argparse.Namespace | None = None) -> int:
     print(f"\nzero-ablation: probability of {model.to_string([answer])!r} with one component removed")
     for layer in range(model.cfg.n_layers):
         cells = []
-        for part in ("attn_out", "mlp_out"):
-            hook = (f"blocks.{layer}.hook_{part}", lambda x, h: torch.zeros_like(x))
-            p = model.run_with_hooks(prompt, fwd_hooks=[hook])[0, -1].softmax(-1)[answer].item()
-            cells.append(f"{part[:-4]} {p:.3f}")
+        for label, site in (("attn", Attn(layer)), ("mlp", MLP(layer))):
+            with ablate(model, site), torch.no_grad():
+                p = model(prompt)[0, -1].softmax(-1)[answer].item()
+            cells.append(f"{label} {p:.3f}")
         print(f"  layer {layer}: " + "   ".join(cells))
     return 0

@@ -7,3 +7,7 @@ class LoadError(ValueError):
 
 class ParityError(RuntimeError):
     """interp's logits differ from the Hugging Face reference by more than the tolerance."""
+
+
+class SaveError(OSError):
+    """`save` could not write the folder; the message names the path and says what was left there."""

@@ -15,19 +15,21 @@ import torch.nn.functional as F
 from jaxtyping import Float, Int
 from torch import Tensor, nn
 
-from interp import storage
+from interp import generation, storage
 from interp import tokens as tok_utils
 from interp.cache import ActivationCache, cache_hooks, deferred_results
 from interp.config import ModelConfig
-from interp.hooks import HookedRootModule, HookPoint, HookSpec, NameFilter
+from interp.hooks import HookedRootModule, HookPoint, HookRangeError, HookSpec, NameFilter
+from interp.kv_cache import KVCache
 from interp.layers.block import TransformerBlock
 from interp.layers.embed import Embed, PosEmbed, make_unembed
 from interp.layers.norms import make_norm
-from interp.layers.sequence_info import SequenceInfo
+from interp.layers.sequence_info import SequenceInfo, running
 from interp.sae.host import SAEHost
 
 Input = str | Sequence[str] | Tensor
 ReturnType = Literal["logits", "loss", "both"] | None
+RETURN_TYPES = ("logits", "loss", "both", None)
 
 
 class HookedTransformer(SAEHost, HookedRootModule):
@@ -49,6 +51,11 @@ class HookedTransformer(SAEHost, HookedRootModule):
         if init:  # loaders pass init=False and copy the checkpoint in instead
             self.init_weights()
         self.setup_hooks()
+        # When each hook point runs: -1 before block 0 (embeddings), l inside block l, n_layers after.
+        self._hook_stage = {
+            name: point.layer() if name.startswith("blocks.") else (-1 if "embed" in name else cfg.n_layers)
+            for name, point in self.hook_dict.items()
+        }
 
     # ---- forward -------------------------------------------------------------------------------------------
     def forward(
@@ -60,15 +67,20 @@ class HookedTransformer(SAEHost, HookedRootModule):
         start_at_layer: int | None = None,
         stop_at_layer: int | None = None,
         prepend_bos: bool | None = None,
+        past_kv_cache: KVCache | None = None,
     ) -> Any:
         """Logits [batch, pos, d_vocab] (or loss, both, or None) for text, a list of texts, or token ids.
 
         With `start_at_layer`, `input` is the residual stream entering that block ([batch, pos, d_model]);
         with `stop_at_layer`, the residual stream entering that block is returned instead of logits.
+        With `past_kv_cache`, `input` holds only the positions after the cached ones (and `attention_mask`
+        covers only those); their keys and values are appended to the cache (see `interp.kv_cache`).
         """
-        n = self.cfg.n_layers
-        start = self._layer_index(start_at_layer, "start_at_layer", default=0)
-        stop = self._layer_index(stop_at_layer, "stop_at_layer", default=n)
+        if return_type not in RETURN_TYPES:
+            raise ValueError(f"return_type={return_type!r}; allowed: 'logits', 'loss', 'both' or None")
+        start, stop = self._layer_range(start_at_layer, stop_at_layer)
+        if start_at_layer is not None or stop_at_layer is not None:
+            self._check_hooks_fire(start_at_layer, stop_at_layer)
         if start_at_layer is None:
             tokens, attention_mask = self._tokens_and_mask(input, attention_mask, prepend_bos)
             batch, n_pos = tokens.shape
@@ -80,14 +92,17 @@ class HookedTransformer(SAEHost, HookedRootModule):
                 )
             batch, n_pos = resid.shape[:2]
             self._check_length(n_pos)
-        seq = SequenceInfo.build(batch, n_pos, attention_mask, self.W_E.device)
-        if tokens is not None:
-            resid = self.embed_tokens(tokens, seq)
-        for block in self.blocks[start:stop]:
-            resid = block(resid, seq)
-        if stop_at_layer is not None:
-            return resid
-        logits = self.unembed(self.ln_final(resid))
+        if past_kv_cache is not None:
+            self._check_length(past_kv_cache.length + n_pos)
+        seq = SequenceInfo.build(batch, n_pos, attention_mask, self.W_E.device, past_kv_cache)
+        with running(seq):  # hooks can ask which absolute positions they see (sequence_info.cached_positions)
+            if tokens is not None:
+                resid = self.embed_tokens(tokens, seq)
+            for block in self.blocks[start:stop]:
+                resid = block(resid, seq)
+            if stop_at_layer is not None:
+                return resid
+            logits = self.unembed(self.ln_final(resid))
         if return_type == "logits":
             return logits
         if return_type is None:
@@ -119,18 +134,55 @@ class HookedTransformer(SAEHost, HookedRootModule):
         fwd_hooks: Sequence[HookSpec] = (),
         bwd_hooks: Sequence[HookSpec] = (),
         backward_metric: Callable[[Tensor], Tensor] | None = None,
+        reset_hooks_end: bool = True,
+        clear_contexts: bool = False,
         **forward_kwargs: Any,
     ) -> Any:
-        """Run the forward with hooks attached for this call only.
+        """Run the forward with hooks attached for this call only, in this thread / task only.
 
         Backward hooks fire on `backward_metric(output).backward()`, run inside the same scope; after the
         call returns no hook remains, so a later backward does not reach them.
+
+        TransformerLens arguments: `reset_hooks_end=False` leaves the hooks on the model as persistent,
+        MODEL-WIDE hooks (every thread sees them until `reset_hooks()`; a later backward reaches them).
+        `clear_contexts=True` also empties the model-wide `hook.ctx` dicts at the end; a scoped run's
+        contexts always end with the run.
         """
+        if not reset_hooks_end:
+            plan = [
+                (self._points(sel), fn, d)
+                for d, hs in (("fwd", fwd_hooks), ("bwd", bwd_hooks))
+                for sel, fn in hs
+            ]
+            for _, fn, _ in plan:
+                if not callable(fn):
+                    raise TypeError(f"hook must be callable fn(activation, hook), got {fn!r}")
+            for points, fn, d in plan:
+                for point in points:
+                    point.add_hook(fn, dir=d)
+            out = self(input, **forward_kwargs)
+            if backward_metric is not None:
+                backward_metric(out).backward()
+            return out
         if bwd_hooks and backward_metric is None:
             raise ValueError(
                 "bwd_hooks need backward_metric (output -> scalar) to backpropagate inside the call; "
                 "or use `with model.hooks(bwd_hooks=...)` and call backward inside the block"
             )
+        try:
+            return self._run_scoped(input, fwd_hooks, bwd_hooks, backward_metric, forward_kwargs)
+        finally:
+            if clear_contexts:
+                self.clear_contexts()
+
+    def _run_scoped(
+        self,
+        input: Input,
+        fwd_hooks: Sequence[HookSpec],
+        bwd_hooks: Sequence[HookSpec],
+        backward_metric: Callable[[Tensor], Tensor] | None,
+        forward_kwargs: dict[str, Any],
+    ) -> Any:
         with self.hooks(fwd_hooks, bwd_hooks):
             out = self(input, **forward_kwargs)
             if backward_metric is not None:
@@ -147,8 +199,18 @@ class HookedTransformer(SAEHost, HookedRootModule):
         """Forward once, keeping the activations selected by `names_filter` (default: all).
 
         Per-head results (`hook_result`) that no other hook needs are derived from z on first access.
+        With `start_at_layer` / `stop_at_layer`, a None or predicate filter keeps only the points the run
+        reaches, and an explicitly named point outside the range raises `HookRangeError`.
         """
+        start_at_layer = forward_kwargs.get("start_at_layer")
+        stop_at_layer = forward_kwargs.get("stop_at_layer")
         names = self.resolve_hook_names(names_filter)
+        if start_at_layer is not None or stop_at_layer is not None:
+            self._layer_range(start_at_layer, stop_at_layer)
+            if names_filter is None or callable(names_filter):
+                names = [n for n in names if self._fires(n, start_at_layer, stop_at_layer)]
+            else:
+                self._raise_unreached(names, start_at_layer, stop_at_layer)
         deferred = deferred_results(self, names)
         attach = [n for n in names if n not in deferred]
         attach += [z for z in deferred.values() if z not in attach]
@@ -156,6 +218,11 @@ class HookedTransformer(SAEHost, HookedRootModule):
         with self.hooks(cache_hooks(attach, store, device)), torch.no_grad():
             out = self(input, **forward_kwargs)
         return out, ActivationCache(store, self, keys=names, deferred=deferred)
+
+    # ---- generation ----------------------------------------------------------------------------------------
+    # TransformerLens's `generate` with a per-call KV cache: the function itself, so help() shows its
+    # signature and docstring, and `model.generate(...)` is `interp.generation.generate(model, ...)`.
+    generate = generation.generate
 
     # ---- tokens --------------------------------------------------------------------------------------------
     def to_tokens(
@@ -264,6 +331,38 @@ class HookedTransformer(SAEHost, HookedRootModule):
             raise ValueError(f"input has {n_pos} tokens but the model's context n_ctx is {self.cfg.n_ctx}")
         if n_pos == 0:
             raise ValueError("empty input: zero positions")
+
+    def _layer_range(self, start_at_layer: int | None, stop_at_layer: int | None) -> tuple[int, int]:
+        """The blocks a run executes, [start, stop); start after stop is an error, not an empty run."""
+        start = self._layer_index(start_at_layer, "start_at_layer", default=0)
+        stop = self._layer_index(stop_at_layer, "stop_at_layer", default=self.cfg.n_layers)
+        if start > stop:
+            raise ValueError(
+                f"start_at_layer={start_at_layer} is after stop_at_layer={stop_at_layer} (blocks {start} and "
+                f"{stop}); a run executes blocks [start, stop), so start must be <= stop"
+            )
+        return start, stop
+
+    def _fires(self, name: str, start_at_layer: int | None, stop_at_layer: int | None) -> bool:
+        """Whether the hook point `name` runs in a forward with these start/stop layers."""
+        lo = -1 if start_at_layer is None else self._layer_index(start_at_layer, "start_at_layer", 0)
+        hi = self.cfg.n_layers + 1 if stop_at_layer is None else self._layer_index(stop_at_layer, "", 0)
+        return lo <= self._hook_stage[name] < hi
+
+    def _raise_unreached(
+        self, names: Sequence[str], start_at_layer: int | None, stop_at_layer: int | None
+    ) -> None:
+        missed = [n for n in names if not self._fires(n, start_at_layer, stop_at_layer)]
+        if missed:
+            raise HookRangeError(
+                f"hook point(s) {', '.join(missed)} never run with start_at_layer={start_at_layer}, "
+                f"stop_at_layer={stop_at_layer}, so a hook named for them would silently never fire; "
+                f"name only points in the range, or select with a filter function, which keeps only those"
+            )
+
+    def _check_hooks_fire(self, start_at_layer: int | None, stop_at_layer: int | None) -> None:
+        """Explicitly named scoped hooks must fire in this run (filters may select what does not run)."""
+        self._raise_unreached([p.name for p in self.explicit_hook_points()], start_at_layer, stop_at_layer)
 
     def _layer_index(self, value: int | None, what: str, default: int) -> int:
         if value is None:

@@ -133,3 +133,48 @@ def test_deferred_result_refuses_changed_weights(run):
         model.blocks[0].attn.W_O.mul_(2)
     with pytest.raises(RuntimeError, match="W_O was modified after the run"):
         cache["result", 0]
+
+
+def test_partial_run_cache_holds_exactly_what_it_reports(model, run):
+    toks, _, full = run
+    _, cache = model.run_with_cache(toks, stop_at_layer=1)
+    held = [k for k in full if k.startswith(("hook_", "blocks.0."))]
+    assert list(cache) == held and len(cache) == len(held) == 20  # layer 0 and the embeddings
+    assert "blocks.0.hook_resid_post" in cache and "blocks.1.hook_resid_pre" not in cache
+    for k in held:
+        torch.testing.assert_close(cache[k], full[k], atol=0, rtol=0)
+    with pytest.raises(KeyError, match=r"'blocks.1.hook_resid_pre' is not in this cache, which holds 20"):
+        cache["resid_pre", 1]
+    resid = full["resid_pre", 1]
+    _, late = model.run_with_cache(resid, start_at_layer=1, names_filter=lambda n: "resid" in n)
+    assert list(late) == [k for k in full if "resid" in k and not k.startswith("blocks.0.")]
+    # fused kernels here, the explicit paths in the all-hooks run: equal to float precision
+    torch.testing.assert_close(late["resid_post", 2], full["resid_post", 2], atol=1e-5, rtol=0)
+
+
+def test_partial_run_cache_refuses_explicit_names_it_cannot_fill(model, run):
+    from interp.hooks import HookRangeError
+
+    with pytest.raises(HookRangeError, match=r"blocks\.2\.hook_resid_post never run"):
+        model.run_with_cache(
+            run[0], names_filter=["blocks.0.attn.hook_z", "blocks.2.hook_resid_post"], stop_at_layer=2
+        )
+    assert model.hook_count() == 0
+
+
+def test_deferred_result_refuses_data_edits(run):
+    """`.data` edits do not bump W_O._version; the fingerprint still sees them."""
+    model = interp.load(make_hf("gpt2"))
+    _, cache = model.run_with_cache(
+        run[0], names_filter=["blocks.0.attn.hook_result", "blocks.1.attn.hook_result"]
+    )
+    model.blocks[0].attn.W_O.data.mul_(2)
+    model.blocks[1].attn.W_O.data[1, 3, 5] += 0.5  # one element
+    for layer in (0, 1):
+        with pytest.raises(RuntimeError, match="W_O was modified after the run"):
+            cache["result", layer]
+    model.blocks[0].attn.W_O.data.div_(2)  # restored exactly (powers of two): derivable again, and right
+    _, eager = model.run_with_cache(run[0], names_filter="blocks.0.attn.hook_z")
+    torch.testing.assert_close(
+        cache["result", 0], torch.einsum("bphd,hdm->bphm", eager["z", 0], model.blocks[0].attn.W_O)
+    )

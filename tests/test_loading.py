@@ -94,12 +94,14 @@ def test_missing_folder(tmp_path):
 
 
 def test_unsupported_architecture(tmp_path):
-    from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
+    # Bloom, not GPT-NeoX as before: the arch branch adds NeoX, and the assertion must stay as strong.
+    from transformers import BloomConfig, BloomForCausalLM
 
-    GPTNeoXForCausalLM(GPTNeoXConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=4,
-                                     intermediate_size=64, vocab_size=VOCAB)).save_pretrained(tmp_path)  # fmt: skip
+    BloomForCausalLM(BloomConfig(hidden_size=32, n_layer=1, n_head=4, vocab_size=VOCAB)).save_pretrained(
+        tmp_path
+    )
     with pytest.raises(
-        LoadError, match="unsupported architecture GPTNeoXForCausalLM; supported: GPT2LMHeadModel"
+        LoadError, match="unsupported architecture BloomForCausalLM; supported: GPT2LMHeadModel"
     ):
         interp.load(tmp_path)
 

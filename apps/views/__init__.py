@@ -1,8 +1,9 @@
 """The dashboard's views, one module each, and the helpers they share.
 
-Every view module has `render(state, info) -> ViewState`: it draws its widgets first (each seeded from the
+Every view module has `render(state, model) -> ViewState`: it draws its widgets first (each seeded from the
 view state, so a link reproduces it), folds their values back into the state, then shows results. Views
-talk to the library only through `apps.backend`.
+import only `apps.backend` (cached, checked calls) and `apps.model_view.ModelView` (the model they are
+shown, for its config), never interp itself.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-import interp
 from apps import backend
 from apps.state import ViewState
 
@@ -36,7 +36,7 @@ def guard() -> Iterator[None]:
     """Show what went wrong as an error box and carry on drawing the page, never a traceback."""
     try:
         yield
-    except interp.LoadError as e:
+    except backend.LoadError as e:
         st.error(f"Could not load the model: {e}")
     except ValueError as e:  # backend.InputError and the library's checks: messages meant for people
         st.error(str(e))

@@ -9,19 +9,20 @@ import pandas as pd
 import streamlit as st
 
 from apps import backend
+from apps.model_view import ModelView
 from apps.state import ViewState
 from apps.views import guard, heatmap, labels, prompt_tokens, seed
 
 
-def render(state: ViewState, info: backend.ModelInfo) -> ViewState:
+def render(state: ViewState, model: ModelView) -> ViewState:
     tokens = prompt_tokens(state)
     if tokens is None:
         return state
     n = len(tokens)
     names = labels(tokens)
     cols = st.columns(3)
-    layer = cols[0].selectbox("Layer", range(info.n_layers), key=seed("att_layer", state.layer))
-    head = cols[1].selectbox("Head", range(info.n_heads), key=seed("att_head", state.head))
+    layer = cols[0].selectbox("Layer", range(model.cfg.n_layers), key=seed("att_layer", state.layer))
+    head = cols[1].selectbox("Head", range(model.cfg.n_heads), key=seed("att_head", state.head))
     key = seed("att_dest", state.dest % n if -n <= state.dest < n else n - 1)
     st.session_state[key] = min(st.session_state[key], n - 1)  # the prompt got shorter
     dest = cols[2].selectbox("Destination token", range(n), key=key, format_func=names.__getitem__)

@@ -9,11 +9,12 @@ import pandas as pd
 import streamlit as st
 
 from apps import backend
+from apps.model_view import ModelView
 from apps.state import ViewState
 from apps.views import guard, labels, prompt_tokens, seed
 
 
-def render(state: ViewState, info: backend.ModelInfo) -> ViewState:
+def render(state: ViewState, model: ModelView) -> ViewState:
     tokens = prompt_tokens(state)
     if tokens is None:
         return state
@@ -36,7 +37,7 @@ def render(state: ViewState, info: backend.ModelInfo) -> ViewState:
             f"{len(edges)} edges at or above {threshold:.2f}."
         )
         st.altair_chart(
-            _graph(edges, tokens, info.n_layers, residual), width="stretch", height=40 * len(tokens) + 80
+            _graph(edges, tokens, model.cfg.n_layers, residual), width="stretch", height=40 * len(tokens) + 80
         )
         table = edges[edges["kind"] == "head"].sort_values("importance", ascending=False)
         table = table.assign(

@@ -5,11 +5,12 @@ from __future__ import annotations
 import streamlit as st
 
 from apps import backend
+from apps.model_view import ModelView
 from apps.state import ViewState
 from apps.views import guard, heatmap, labels, prompt_tokens, target_id, target_input
 
 
-def render(state: ViewState, info: backend.ModelInfo) -> ViewState:
+def render(state: ViewState, model: ModelView) -> ViewState:
     tokens = prompt_tokens(state)
     state = target_input(state, "Target token (for the second map)")
     if tokens is None:
@@ -24,7 +25,7 @@ def render(state: ViewState, info: backend.ModelInfo) -> ViewState:
             position=[names[p] for p in df["pos"]],
             after=[f"after L{layer - 1}" if layer else "embeddings" for layer in df["layer"]],
         )
-        rows = ["embeddings"] + [f"after L{layer}" for layer in range(info.n_layers)]
+        rows = ["embeddings"] + [f"after L{layer}" for layer in range(model.cfg.n_layers)]
         height = 36 * len(rows) + 120  # pixels; rotated token labels below
         st.caption(
             "Each row reads the residual stream after a block through the final norm and W_U, as if it were "

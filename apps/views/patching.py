@@ -7,6 +7,7 @@ from dataclasses import replace
 import streamlit as st
 
 from apps import backend
+from apps.model_view import ModelView
 from apps.state import METRICS, SITES, ViewState
 from apps.views import guard, heatmap, labels, seed, target_id, target_input
 
@@ -19,7 +20,7 @@ SITE_NAMES = {
 METRIC_NAMES = {"logit_diff": "logit difference", "prob": "P(clean answer)"}
 
 
-def render(state: ViewState, info: backend.ModelInfo) -> ViewState:
+def render(state: ViewState, model: ModelView) -> ViewState:
     cols = st.columns(2)
     clean = cols[0].text_input("Clean prompt", key=seed("clean", state.clean))
     corrupted = cols[1].text_input("Corrupted prompt", key=seed("corrupted", state.corrupted))
@@ -56,16 +57,16 @@ def render(state: ViewState, info: backend.ModelInfo) -> ViewState:
         )
         if site == "head":
             view = df.assign(x=[f"H{h}" for h in df["head"]], y=df["layer"].astype(str))
-            x_order = [f"H{h}" for h in range(info.n_heads)]
+            x_order = [f"H{h}" for h in range(model.cfg.n_heads)]
         else:
             names = labels(backend.str_tokens(state.model, clean))
             view = df.assign(x=[names[p] for p in df["pos"]], y=df["layer"].astype(str))
             x_order = names
         chart = heatmap(
-            view, "x", "y", "normalized", x_order=x_order, y_order=[str(i) for i in range(info.n_layers)],
+            view, "x", "y", "normalized", x_order=x_order, y_order=[str(i) for i in range(model.cfg.n_layers)],
             scheme="redblue", tooltip=["metric"],
         )  # fmt: skip
-        st.altair_chart(chart, width="stretch", height=34 * info.n_layers + 110)
+        st.altair_chart(chart, width="stretch", height=34 * model.cfg.n_layers + 110)
         st.dataframe(df, hide_index=True)
         st.download_button(
             "Download CSV", df.to_csv(index=False), file_name=f"patching_{site}.csv", mime="text/csv"

@@ -9,6 +9,7 @@ import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
 from apps import backend
+from apps.model_view import ModelView
 from apps.state import METHODS, ViewState, format_neurons, parse_neurons
 from apps.views import guard, labels, prompt_tokens, seed, target_id, target_input
 
@@ -19,11 +20,11 @@ METHOD_HELP = {
 }
 
 
-def render(state: ViewState, info: backend.ModelInfo) -> ViewState:
+def render(state: ViewState, model: ModelView) -> ViewState:
     tokens = prompt_tokens(state)
     controls, results = st.columns([2, 3], gap="large")
     with controls:
-        state = _controls(state, info, tokens)
+        state = _controls(state, model, tokens)
     if tokens is None:
         return state
     with results:
@@ -31,20 +32,20 @@ def render(state: ViewState, info: backend.ModelInfo) -> ViewState:
     return state
 
 
-def _controls(state: ViewState, info: backend.ModelInfo, tokens: list[str] | None) -> ViewState:
+def _controls(state: ViewState, model: ModelView, tokens: list[str] | None) -> ViewState:
     st.subheader("Ablate")
     st.caption("Tick heads, whole attention layers and MLP layers; add single neurons below.")
     # A layer x head grid: one row per layer, then whole-layer switches for attention and the MLP.
-    widths = [0.8] + [1] * info.n_heads + [1, 1]
+    widths = [0.8] + [1] * model.cfg.n_heads + [1, 1]
     for col, name in zip(
-        st.columns(widths), ["", *(f"H{h}" for h in range(info.n_heads)), "attn", "MLP"], strict=True
+        st.columns(widths), ["", *(f"H{h}" for h in range(model.cfg.n_heads)), "attn", "MLP"], strict=True
     ):
         col.markdown(f"**{name}**")
     heads, attn, mlp = [], [], []
-    for layer in range(info.n_layers):
+    for layer in range(model.cfg.n_layers):
         cols = st.columns(widths, vertical_alignment="center")
         cols[0].markdown(f"**L{layer}**")
-        for h in range(info.n_heads):
+        for h in range(model.cfg.n_heads):
             if _switch(cols[1 + h], f"head_{layer}_{h}", f"L{layer}H{h}", (layer, h) in state.heads):
                 heads.append((layer, h))
         if _switch(cols[-2], f"attn_{layer}", f"L{layer} attention", layer in state.attn):
@@ -57,7 +58,7 @@ def _controls(state: ViewState, info: backend.ModelInfo, tokens: list[str] | Non
         "Neurons",
         key=seed("neurons", format_neurons(state.neurons)),
         placeholder="L2N117, L3N5",
-        help=f"Layer and index of MLP neurons (d_mlp = {info.d_mlp}), comma separated.",
+        help=f"Layer and index of MLP neurons (d_mlp = {model.cfg.d_mlp}), comma separated.",
     )
     try:
         state = replace(state, neurons=parse_neurons(text))
@@ -97,23 +98,11 @@ def _switch(col: DeltaGenerator, key: str, label: str, on: bool) -> bool:
     return col.checkbox(label, key=seed(key, on), label_visibility="collapsed", help=label)
 
 
-def ablation_of(state: ViewState) -> backend.Ablation:
-    return backend.Ablation(
-        heads=state.heads,
-        attn=state.attn,
-        mlp=state.mlp,
-        neurons=state.neurons,
-        method=state.method,
-        positions=state.positions,
-        reference=tuple(line for line in state.reference.splitlines() if line.strip()),
-    )
-
-
 def _results(state: ViewState) -> None:
     ok, target = target_id(state)
     if not ok:
         return
-    ablation = ablation_of(state)
+    ablation = backend.ablation_of(state)
     if ablation and ablation.method != "zero":
         with guard():
             usable, skipped = backend.reference_prompts(state.model, state.prompt, ablation.reference)

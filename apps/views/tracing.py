@@ -10,13 +10,14 @@ import pandas as pd
 import streamlit as st
 
 from apps import backend
+from apps.model_view import ModelView
 from apps.state import ViewState
 from apps.views import guard, heatmap, labels, prompt_tokens, seed, target_id, target_input
 
 KINDS = {"resid": "Hidden state (block output)", "mlp": "MLP output", "attn": "Attention output"}
 
 
-def render(state: ViewState, info: backend.ModelInfo) -> ViewState:
+def render(state: ViewState, model: ModelView) -> ViewState:
     tokens = prompt_tokens(state)
     cols = st.columns([2, 2, 1])
     with cols[0]:
@@ -28,8 +29,8 @@ def render(state: ViewState, info: backend.ModelInfo) -> ViewState:
     window = cols[2].number_input(
         "Window (MLP, attn)",
         1,
-        info.n_layers,
-        key=seed("window", min(state.window, info.n_layers)),
+        model.cfg.n_layers,
+        key=seed("window", min(state.window, model.cfg.n_layers)),
         help="Restore this many layers around each layer at once (ROME uses 10 of 48).",
     )
     state = replace(state, window=int(window))
@@ -42,7 +43,7 @@ def render(state: ViewState, info: backend.ModelInfo) -> ViewState:
         start, end = backend.subject_tokens(state.model, state.prompt, state.subject)
         _traces(state, tokens, target, (start, end))
         st.subheader("MLP layers: ablation effects and top neurons")
-        state = _mlp_layers(state, info, tokens, target, end - 1)
+        state = _mlp_layers(state, model, tokens, target, end - 1)
     return state
 
 
@@ -79,7 +80,7 @@ def _traces(state: ViewState, tokens: list[str], target: int | None, span: tuple
 
 
 def _mlp_layers(
-    state: ViewState, info: backend.ModelInfo, tokens: list[str], target: int | None, last_subject: int
+    state: ViewState, model: ModelView, tokens: list[str], target: int | None, last_subject: int
 ) -> ViewState:
     effects = backend.mlp_ablation_effects(state.model, state.prompt, state.subject, target)
     answer = backend.decode(state.model, [effects.attrs["answer"]])[0]
@@ -112,7 +113,7 @@ def _mlp_layers(
         st.session_state["trace_layer"] = int(picked[0])
     with right:
         cols = st.columns(2)
-        layer = cols[0].selectbox("Layer", range(info.n_layers), key=seed("trace_layer", state.layer))
+        layer = cols[0].selectbox("Layer", range(model.cfg.n_layers), key=seed("trace_layer", state.layer))
         where = cols[1].radio(
             "Neurons at",
             ["last subject token", "last token"],

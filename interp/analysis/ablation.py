@@ -23,6 +23,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
+from interp.analysis.metrics import bind
 from interp.analysis.runner import (
     CellRun,
     Edit,
@@ -39,6 +40,7 @@ from interp.analysis.runner import (
 )
 from interp.analysis.specs import Cell, Spec, cell_row, cell_sites, validate_cells
 from interp.hooks import HookPoint
+from interp.layers.sequence_info import with_cached_positions
 from interp.transformer import HookedTransformer
 
 Method = Literal["zero", "mean", "resample"]
@@ -154,14 +156,16 @@ def ablate(
     by_hook = edits_by_hook(ablation_edits(model, sites, method, reference, per_position, seed))
 
     def apply(act: Tensor, hook: HookPoint) -> Tensor:
-        n_pos = act.shape[-1] if hook.name.endswith("hook_pattern") else act.shape[1]
+        dim = 2 if hook.name.endswith("hook_pattern") else 1
+        new = act.shape[dim]
+        full, start = with_cached_positions(act, dim)  # absolute positions, also under a KV cache
+        n_pos = full.shape[-1] if dim == 2 else full.shape[1]
         for site in sites:  # positions can only be checked once the run's length is known
             if site.hook_name == hook.name:
                 site.validate(model, n_pos)
-        act = act.clone()
         for edit in by_hook[hook.name]:
-            edit(act)
-        return act
+            edit(full)
+        return full.narrow(dim, start, new)
 
     with model.hooks([(name, apply) for name in by_hook]):
         yield model
@@ -186,6 +190,7 @@ def run_ablated(
     seed: int = 0,
 ) -> AblationRun:
     """One ablated forward: its logits, and the metric on the logits at `read_pos` if a metric is given."""
+    metric = None if metric is None else bind(metric, model)  # string metrics: this model's tokenizer
     prompt = prepare(model, input)
     with ablate(model, sites, method, reference, per_position=per_position, seed=seed), torch.no_grad():
         resid = model(prompt.tokens, attention_mask=prompt.mask, stop_at_layer=model.cfg.n_layers)
@@ -212,6 +217,7 @@ def ablation_sweep(
     progress: bool | None = None,
 ) -> pd.DataFrame:
     """Ablate each cell on its own (batched); columns: the site's fields, metric, effect = metric − base."""
+    metric = bind(metric, model)  # a string metric gets its token ids from this model's tokenizer
     prompt = prepare(model, input)
     sites = list(sites)
     validate_cells(model, sites, prompt.n_pos)

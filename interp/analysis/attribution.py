@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from interp.analysis.metrics import upcast
+from interp.analysis.metrics import bind, upcast
 from interp.analysis.runner import (
     Input,
     Metric,
@@ -46,6 +46,7 @@ def attribution_patch(
     `metric` = M_corrupted + effect, the estimate of what `denoise` would report for the same cell.
     attrs: n_forward (2), n_backward (1), n_cells, base_metric (M at the corrupted run).
     """
+    metric = bind(metric, model)  # a string metric gets its token ids from this model's tokenizer
     clean_p, corr_p = prepare(model, clean), prepare(model, corrupted)
     check_aligned(clean_p, corr_p)
     sites = list(sites)

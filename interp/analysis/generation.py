@@ -1,8 +1,9 @@
 """Generation and steering vectors.
 
-`generate` re-runs the whole sequence for every new token (no KV cache). That is slower, but it means
-any hooks attached around it — `ablate`, `steer`, `model.hooks(...)` — see every position on every step,
-exactly as in a single forward.
+`generate` is `model.generate`'s loop (`interp.generation`) with greedy defaults and a KV cache: after the
+prompt, hooks attached around it — `ablate`, `steer`, `model.hooks(...)` — see only the new position on
+each step; `ablate` and `steer` place their edits at absolute positions, so the output is the same as
+without the cache (`use_past_kv_cache=False`, which re-runs every position on every step).
 
 Steering (activation addition, Turner et al. 2023): the difference of mean residuals between two prompt
 sets at a layer is added, times a coefficient, to resid_pre of that layer at chosen positions.
@@ -17,9 +18,12 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from interp.analysis.metrics import upcast
+from interp import generation
+from interp.analysis.ablation import Method, ablate
 from interp.analysis.runner import Input, prepare
+from interp.analysis.specs import Spec
 from interp.hooks import HookPoint
+from interp.layers.sequence_info import with_cached_positions
 from interp.transformer import HookedTransformer
 
 
@@ -32,48 +36,54 @@ def generate(
     top_k: int | None = None,
     seed: int | None = None,
     stop_at_eos: bool = False,
+    use_past_kv_cache: bool = True,
 ) -> str | list[str] | Tensor:
     """Continue the prompt; greedy at temperature 0, else sampled (optionally from the top-k), seeded.
 
-    Text in, text out (prompt included); token ids in, ids out ([batch, pos + new]). Prompts of different
-    lengths are left-padded so every row's next token is at the last position.
+    Text in, text out (prompt and BOS included); token ids in, ids out ([batch, pos + new]). Prompts of
+    different lengths are left-padded. The loop is `model.generate`'s (`interp.generation`, which says
+    what hooks see under the KV cache), with greedy defaults.
     """
-    if max_new_tokens < 0 or temperature < 0:
-        raise ValueError(f"max_new_tokens and temperature must be >= 0, got {max_new_tokens}, {temperature}")
-    if isinstance(prompt, Tensor):
-        base = prepare(model, prompt)
-        tokens, mask = base.tokens, base.mask
-    else:
-        tokens, mask = model.to_tokens(prompt, padding_side="left", return_attention_mask=True)
-        mask = None if bool(mask.all()) else mask
-    gen = torch.Generator(device=tokens.device).manual_seed(seed) if seed is not None else None
-    eos = getattr(model.tokenizer, "eos_token_id", None) if stop_at_eos else None
-    done = torch.zeros(tokens.shape[0], dtype=torch.bool, device=tokens.device)
+    return generation.generate(
+        model, prompt, max_new_tokens, stop_at_eos, temperature=temperature, top_k=top_k, seed=seed,
+        use_past_kv_cache=use_past_kv_cache, verbose=False, strip_bos=False,
+    )  # fmt: skip
+
+
+def generate_ablated(
+    model: HookedTransformer,
+    prompt: str,
+    sites: Sequence[Spec],
+    max_new_tokens: int = 20,
+    method: Method = "zero",
+    reference: Sequence[str] | None = None,
+) -> str:
+    """Greedy continuation (prompt included) with `sites` ablated on every step.
+
+    Zero ablation is `ablate` around `generate`. Mean and resample ablation replace activations by those of
+    reference prompts of the prompt's length; here every step re-runs the ablation with each reference
+    extended by the tokens generated so far, so a new position gets the references' activations on the same
+    continuation. (Inside a plain `ablate`, resample would fail once the run outgrows the references, and
+    mean would fill the new positions with the references' mean over all their positions.)
+    """
+    if method == "zero":
+        with ablate(model, sites):
+            return generate(model, prompt, max_new_tokens)  # type: ignore[return-value]
+    if not reference:
+        raise ValueError(f"{method} ablation needs reference prompts")
+    tokens = model.to_tokens(prompt)
+    ref = model.to_tokens(list(reference))
+    if ref.shape[1] != tokens.shape[1]:
+        raise ValueError(
+            f"the reference prompts need the prompt's {tokens.shape[1]} tokens, not {ref.shape[1]}"
+        )
     for _ in range(max_new_tokens):
-        with torch.no_grad():
-            resid = model(tokens, attention_mask=mask, stop_at_layer=model.cfg.n_layers)
-            logits = upcast(model.unembed(model.ln_final(resid[:, -1])))
-        if temperature == 0:
-            nxt = logits.argmax(-1)
-        else:
-            logits = logits / temperature
-            if top_k is not None:
-                kth = logits.topk(top_k, dim=-1).values[:, -1:]
-                logits = logits.masked_fill(logits < kth, float("-inf"))
-            nxt = torch.multinomial(logits.softmax(-1), 1, generator=gen)[:, 0]
-        if eos is not None:
-            nxt = torch.where(done, torch.full_like(nxt, eos), nxt)
-            done |= nxt == eos
-        tokens = torch.cat([tokens, nxt[:, None]], dim=1)
-        if mask is not None:
-            mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
-        if eos is not None and bool(done.all()):
-            break
-    if isinstance(prompt, Tensor):
-        return tokens
-    rows = list(tokens) if mask is None else [row[m.bool()] for row, m in zip(tokens, mask, strict=True)]
-    texts = [model.tokenizer.decode(row.tolist()) for row in rows]
-    return texts[0] if isinstance(prompt, str) else texts
+        new = tokens[:, ref.shape[1] :].expand(ref.shape[0], -1)
+        with ablate(model, sites, method, torch.cat([ref, new], dim=1)), torch.no_grad():
+            resid = model(tokens, stop_at_layer=model.cfg.n_layers)
+            logits = model.unembed(model.ln_final(resid))
+        tokens = torch.cat([tokens, logits[:, -1].argmax(-1, keepdim=True)], dim=1)
+    return model.to_string(tokens[0])  # type: ignore[return-value]
 
 
 def steering_vector(
@@ -128,6 +138,8 @@ def steer(
     delta = coeff * vector.detach()
 
     def add(resid: Tensor, hook: HookPoint) -> Tensor:
+        new = resid.shape[1]
+        resid, start = with_cached_positions(resid)  # absolute positions, also under a KV cache
         n_pos = resid.shape[1]
         if positions is None:
             where: slice | list[int] = slice(None)
@@ -136,9 +148,8 @@ def steer(
         else:
             ps = [positions] if isinstance(positions, int) else list(positions)
             where = [p for p in ps if -n_pos <= p < n_pos]
-        resid = resid.clone()
         resid[:, where] += delta.to(resid)
-        return resid
+        return resid.narrow(1, start, new)
 
     with model.hooks([(f"blocks.{layer}.hook_resid_pre", add)]):
         yield model

@@ -5,13 +5,16 @@ position(s) they read, `[batch, d_vocab]` by default (the last real token of eve
 metric may also receive `[batch, k, d_vocab]` when several read positions are asked for. Metrics average
 over the batch unless built with `reduce=False`, in which case they return one value per example.
 
-Target tokens are ids: one for the whole batch, or one per example (a [batch] list or tensor).
-`model.to_single_token(" Paris")` turns text into an id.
+Target tokens are ids or strings: one for the whole batch, or one per example (a [batch] list or tensor).
+A metric given strings (`logit_diff(" Paris", " Rome")`) is an `UnboundMetric`: every analysis function
+binds it to its model's tokenizer (`bind(metric, model)`), checking that each string is a single token.
+Called directly, unbound, it raises; there is no global "current model".
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from jaxtyping import Float
@@ -19,6 +22,56 @@ from torch import Tensor
 
 Metric = Callable[[Tensor], Tensor]
 Tokens = int | Sequence[int] | Tensor
+Targets = Tokens | str | Sequence[str]
+
+
+class UnboundMetric:
+    """A metric whose targets include token strings; `bind(metric, model)` resolves them to ids."""
+
+    def __init__(self, make: Callable[[Any], Metric], description: str) -> None:
+        self._make = make  # model -> bound metric
+        self.description = description
+
+    def bind(self, model: Any) -> Metric:
+        return self._make(model)
+
+    def __call__(self, logits: Tensor) -> Tensor:
+        raise TypeError(
+            f"{self.description} names tokens by string, so it needs a tokenizer: pass it to an analysis "
+            f"function (which binds it to its model), or bind it yourself with "
+            f"interp.analysis.metrics.bind(metric, model)"
+        )
+
+    def __repr__(self) -> str:
+        return f"UnboundMetric({self.description})"
+
+
+def bind(metric: Metric, model: Any) -> Metric:
+    """Resolve a string metric's tokens with `model`'s tokenizer; any other callable is returned unchanged."""
+    return metric.bind(model) if isinstance(metric, UnboundMetric) else metric
+
+
+def _has_text(tokens: object) -> bool:
+    if isinstance(tokens, str):
+        return True
+    return isinstance(tokens, Sequence) and any(isinstance(t, str) for t in tokens)
+
+
+def _ids(model: Any, tokens: Targets) -> Tokens:
+    """Token strings -> ids, each string exactly one token (model.to_single_token raises otherwise)."""
+    if isinstance(tokens, str):
+        return model.to_single_token(tokens)
+    if isinstance(tokens, Sequence):
+        return [model.to_single_token(t) if isinstance(t, str) else t for t in tokens]
+    return tokens
+
+
+def _textual(factory: Callable[..., Metric], name: str, *targets: Targets, **kw: Any) -> Metric | None:
+    """An UnboundMetric when any target is text, else None (the caller builds the bound metric)."""
+    if not any(_has_text(t) for t in targets):
+        return None
+    args = ", ".join(repr(t) for t in targets)
+    return UnboundMetric(lambda model: factory(*(_ids(model, t) for t in targets), **kw), f"{name}({args})")
 
 
 def upcast(x: Tensor) -> Tensor:
@@ -28,7 +81,16 @@ def upcast(x: Tensor) -> Tensor:
 
 def pick(logits: Float[Tensor, "batch *pos d_vocab"], tokens: Tokens) -> Tensor:
     """logits[..., token], with one token for all rows or one per example (first axis)."""
-    ids = torch.as_tensor(tokens, device=logits.device).long()
+    if _has_text(tokens):
+        raise TypeError(f"token strings {tokens!r} need a tokenizer: bind the metric to a model first")
+    ids = torch.as_tensor(tokens, device=logits.device)
+    if ids.is_floating_point() or ids.dtype == torch.bool:
+        raise TypeError(f"token ids must be integers, got {ids.dtype}")
+    ids = ids.long()
+    d_vocab = logits.shape[-1]
+    if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= d_vocab):
+        bad = ids[(ids < 0) | (ids >= d_vocab)].unique().tolist()
+        raise ValueError(f"token id(s) {bad} out of range: ids must lie in [0, {d_vocab}), the vocabulary")
     if ids.ndim == 0:
         return logits[..., ids]
     if ids.shape[0] != logits.shape[0]:
@@ -41,8 +103,11 @@ def _reduce(values: Tensor, reduce: bool) -> Tensor:
     return values.mean() if reduce else values
 
 
-def logit_diff(correct: Tokens, incorrect: Tokens, reduce: bool = True) -> Metric:
+def logit_diff(correct: Targets, incorrect: Targets, reduce: bool = True) -> Metric:
     """logit[correct] − logit[incorrect]."""
+    unbound = _textual(logit_diff, "logit_diff", correct, incorrect, reduce=reduce)
+    if unbound is not None:
+        return unbound
 
     def metric(logits: Tensor) -> Tensor:
         return _reduce(pick(logits, correct) - pick(logits, incorrect), reduce)
@@ -50,8 +115,11 @@ def logit_diff(correct: Tokens, incorrect: Tokens, reduce: bool = True) -> Metri
     return metric
 
 
-def log_prob(target: Tokens, reduce: bool = True) -> Metric:
+def log_prob(target: Targets, reduce: bool = True) -> Metric:
     """log P(target), computed in float32 so small probabilities keep their precision."""
+    unbound = _textual(log_prob, "log_prob", target, reduce=reduce)
+    if unbound is not None:
+        return unbound
 
     def metric(logits: Tensor) -> Tensor:
         return _reduce(pick(upcast(logits).log_softmax(-1), target), reduce)
@@ -59,8 +127,11 @@ def log_prob(target: Tokens, reduce: bool = True) -> Metric:
     return metric
 
 
-def prob(target: Tokens, reduce: bool = True) -> Metric:
+def prob(target: Targets, reduce: bool = True) -> Metric:
     """P(target)."""
+    unbound = _textual(prob, "prob", target, reduce=reduce)
+    if unbound is not None:
+        return unbound
 
     def metric(logits: Tensor) -> Tensor:
         return _reduce(pick(upcast(logits).softmax(-1), target), reduce)
@@ -92,6 +163,11 @@ def normalized_recovery(value: Tensor | float, clean: Tensor | float, corrupted:
 def normalized(metric: Metric, clean: Tensor | float, corrupted: Tensor | float) -> Metric:
     """Wrap a metric so it reports normalised recovery between the given clean and corrupted values."""
     normalized_recovery(0.0, clean, corrupted)  # fail now, not in the middle of a sweep
+    if isinstance(metric, UnboundMetric):
+        inner = metric
+        return UnboundMetric(
+            lambda model: normalized(inner.bind(model), clean, corrupted), f"normalized({inner.description})"
+        )
 
     def wrapped(logits: Tensor) -> Tensor:
         return normalized_recovery(metric(logits), clean, corrupted)

@@ -21,6 +21,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
+from interp.analysis.metrics import bind
 from interp.analysis.runner import (
     CellRun,
     Edit,
@@ -67,6 +68,7 @@ def patch(
     attrs: n_forward, n_cells, n_skipped (cells whose source and base activations are equal, so they
     need no forward), base_metric, source_metric.
     """
+    metric = bind(metric, model)  # a string metric gets its token ids from this model's tokenizer
     base_p, source_p = prepare(model, base), prepare(model, source)
     check_aligned(source_p, base_p, ("source", "base"))
     sites = list(sites)

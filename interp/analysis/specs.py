@@ -22,7 +22,10 @@ if TYPE_CHECKING:
     from interp.transformer import HookedTransformer
 
 Pos = int | tuple[int, ...] | None
-HeadPart = Literal["z", "q", "k", "v", "pattern"]
+HeadPart = Literal["z", "q", "k", "v", "pattern", "attn_scores", "rot_q", "rot_k"]
+HEAD_PARTS = ("z", "q", "k", "v", "pattern", "attn_scores", "rot_q", "rot_k")
+KV_PARTS = ("k", "v", "rot_k")  # parts indexed by key/value head (grouped-query attention)
+QUERY_PARTS = ("pattern", "attn_scores")  # [batch, head, query_pos, key_pos]
 Stage = Literal["pre", "mid", "post"]
 Selector = tuple[Any, ...]  # an index into an activation whose first axis is batch
 
@@ -178,7 +181,8 @@ class MLPIn(Site):
 
 @dataclass(frozen=True)
 class Head(Site):
-    """One attention head. `part` picks the activation: its output z (default), q, k, v, or its pattern.
+    """One attention head. `part` picks the activation: its output z (default), q, k, v, or its pattern
+    (also its masked scores "attn_scores", and "rot_q"/"rot_k" after the rotary embedding, on RoPE models).
 
     z is patched rather than hook_result: result = z @ W_O[h] is linear in z, so zeroing, averaging or
     copying z does the same to the head's output without materialising the per-head [d_model] tensor.
@@ -193,8 +197,8 @@ class Head(Site):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.part not in ("z", "q", "k", "v", "pattern"):
-            raise ValueError(f"Head part must be 'z', 'q', 'k', 'v' or 'pattern', got {self.part!r}")
+        if self.part not in HEAD_PARTS:
+            raise ValueError(f"Head part must be one of {', '.join(HEAD_PARTS)}, got {self.part!r}")
 
     @property
     def hook_name(self) -> str:
@@ -202,14 +206,14 @@ class Head(Site):
 
     @property
     def selector(self) -> Selector:
-        if self.part == "pattern":  # [batch, head, query_pos, key_pos]
+        if self.part in QUERY_PARTS:  # [batch, head, query_pos, key_pos]
             return (slice(None), self.head, _pos_index(self.pos))
         return (slice(None), _pos_index(self.pos), self.head)  # [batch, pos, head, d_head]
 
     def validate(self, model: HookedTransformer, n_pos: int | None = None) -> None:
         super().validate(model, n_pos)
-        heads = model.cfg.kv_heads if self.part in ("k", "v") else model.cfg.n_heads
-        what = "key/value heads" if self.part in ("k", "v") else "heads"
+        heads = model.cfg.kv_heads if self.part in KV_PARTS else model.cfg.n_heads
+        what = "key/value heads" if self.part in KV_PARTS else "heads"
         if not 0 <= self.head < heads:
             raise ValueError(f"{self}: head {self.head} out of range; layer {self.layer} has {heads} {what}")
 

@@ -32,6 +32,7 @@ class Attention(nn.Module):
         super().__init__()
         h, kv, m, d = cfg.n_heads, cfg.kv_heads, cfg.d_model, cfg.d_head
         self.n_heads, self.n_kv_heads, self.d_head = h, kv, d
+        self.layer = layer  # its slot in a KV cache
         self.window = cfg.window(layer)  # None: full causal attention
         self.W_Q = per_head_param(h, m, d)
         self.W_K = per_head_param(kv, m, d)
@@ -59,6 +60,8 @@ class Attention(nn.Module):
         q, k = self.rotate(q, k, seq)
         # [batch, pos, head, d] -> [batch, head, pos, d]; grouped kv heads are shared by n_heads // kv queries.
         q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
+        if seq.kv_cache is not None:  # the new positions' keys and values join the cached ones
+            k, v = seq.kv_cache.extend(self.layer, k, v)
         if self.hook_attn_scores.active or self.hook_pattern.active:
             z = self._explicit(q, k, v, seq)
         else:
@@ -95,13 +98,13 @@ class Attention(nn.Module):
         return pattern @ v
 
     def _fused(self, q: Tensor, k: Tensor, v: Tensor, seq: SequenceInfo) -> Tensor:
-        plain = seq.is_plain_causal(self.window)
+        mask, causal = seq.sdpa_mask(self.window)
         return F.scaled_dot_product_attention(
             q,
             k,
             v,
-            attn_mask=None if plain else seq.mask(self.window),
-            is_causal=plain,
+            attn_mask=mask,
+            is_causal=causal,
             scale=self.scale,
             enable_gqa=self.n_kv_heads != self.n_heads,
         )

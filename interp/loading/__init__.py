@@ -7,6 +7,8 @@ This package is the only place that knows Hugging Face parameter names: one smal
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +19,10 @@ from interp import embedded, storage
 from interp.errors import LoadError, ParityError
 from interp.loading.checkpoint import Checkpoint
 from interp.loading.families import ARCHITECTURES, BY_MODEL_TYPE
+from interp.loading.families.base import Family
 from interp.loading.parity import max_logit_diff
-from interp.loading.sources import download, is_hf_model, load_tokenizer, looks_like_path, read_weights
+from interp.loading.sources import download, is_hf_model, load_tokenizer, looks_like_path, open_weights
+from interp.loading.stream import build_empty, fill
 from interp.transformer import HookedTransformer
 
 __all__ = ["ARCHITECTURES", "LoadError", "ParityError", "load"]
@@ -27,22 +31,33 @@ __all__ = ["ARCHITECTURES", "LoadError", "ParityError", "load"]
 def load(
     source: Any = None,
     device: torch.device | str | None = None,
-    dtype: torch.dtype | None = None,
+    dtype: torch.dtype | str | None = None,
     *,
     tokenizer: Any = None,
+    default_prepend_bos: bool | None = None,
     check_parity: bool = False,
     parity_atol: float = 1e-4,
 ) -> HookedTransformer:
     """Load a model: an embedded name (default "tiny-facts"), a local folder, a hub id, or an HF model.
 
-    `dtype` defaults to float32. With `check_parity`, the Hugging Face model is run on a probe input and the
-    largest logit difference is stored as `model.parity_max_diff`; above `parity_atol` ParityError is raised.
+    `dtype`: Hugging Face checkpoints load in float32 unless told; interp's own folders in the dtype they
+    were saved in. Tensors are streamed one at a time into a model built on the meta device, so a load needs
+    about the model's own size in memory. `default_prepend_bos` sets the model's BOS policy; by default it
+    is the family's where the family requires one (Gemma), else whether the tokenizer has a BOS token (Qwen
+    has none). With `check_parity`, the Hugging Face model is run on a probe input and the largest logit
+    difference is stored as `model.parity_max_diff`; above `parity_atol` ParityError is raised.
+    Checkpoint code (`auto_map`, trust_remote_code) is never run.
     """
     source = embedded.DEFAULT if source is None else source
-    hf_model = None
+    dev = _device(device)
+    dtype = _dtype(dtype)
+    if default_prepend_bos is not None and not isinstance(default_prepend_bos, bool):
+        raise LoadError(f"default_prepend_bos must be True, False or None, not {default_prepend_bos!r}")
     if is_hf_model(source):
-        hf_model = source
-        model = _from_hf_state(source.config, type(source).__name__, source.state_dict(), tokenizer)
+        reference: Any = source
+        # state_dict() holds the caller's own tensors; streaming only reads them.
+        arch = type(source).__name__
+        model = _from_hf(source.config, arch, source.state_dict(), tokenizer, dtype, dev, default_prepend_bos)
     else:
         if not isinstance(source, (str, Path)):
             raise LoadError(
@@ -57,12 +72,11 @@ def load(
             raise LoadError(f"no such folder: {name}")
         else:
             path = download(name, embedded=sorted(embedded.EMBEDDED))
-        model = _load_dir(path, tokenizer)
-    model = model.to(device=device or "cpu", dtype=dtype or torch.float32)
-    if check_parity:
-        if hf_model is None and storage.is_interp_dir(path):
+        if check_parity and storage.is_interp_dir(path):
             raise LoadError("check_parity compares against Hugging Face; this source is interp's own format")
-        reference = hf_model if hf_model is not None else path
+        reference = path
+        model = _load_dir(path, tokenizer, dtype, dev, default_prepend_bos)
+    if check_parity:
         model.parity_max_diff = max_logit_diff(model, reference, parity_atol)
     return model
 
@@ -81,50 +95,122 @@ def embedded_dir(name: str) -> Path:
     return path
 
 
-def _load_dir(path: Path, tokenizer: Any) -> HookedTransformer:
+def _load_dir(
+    path: Path, tokenizer: Any, dtype: torch.dtype | None, device: torch.device, bos: bool | None
+) -> HookedTransformer:
     if not path.is_dir():
         raise LoadError(f"{path} is a file; expected a folder with config.json and weights")
     if storage.is_interp_dir(path):
-        cfg, meta, state = storage.read(path)
+        cfg, meta, weights = storage.read(path)
         tok = tokenizer if tokenizer is not None else load_tokenizer(path, fast=True)
-        bos = meta.get("default_prepend_bos", True)
-        model = HookedTransformer(cfg, tok, default_prepend_bos=bos, init=False)
-        _assign(model, state, source=str(path / storage.WEIGHTS))
+        bos = meta.get("default_prepend_bos", True) if bos is None else bos
+        model = build_empty(lambda: HookedTransformer(cfg, tok, default_prepend_bos=bos, init=False))
+        dtype = dtype or storage.saved_dtype(meta, path)
+        fill(model, weights.items(), dtype, device, source=str(path / storage.WEIGHTS))
         return model
     if not (path / "config.json").exists():
         raise LoadError(
             f"{path} has no config.json (Hugging Face) or {storage.INTERP_CONFIG} (interp): not a model folder"
         )
+    arch = _architecture(_read_json(path / "config.json"), path / "config.json")
     from transformers import AutoConfig
 
-    hf_cfg = AutoConfig.from_pretrained(str(path))
-    arch = (getattr(hf_cfg, "architectures", None) or [BY_MODEL_TYPE.get(hf_cfg.model_type, hf_cfg.model_type)])[0]  # fmt: skip
+    try:
+        hf_cfg = AutoConfig.from_pretrained(str(path), trust_remote_code=False)
+    except Exception as e:
+        raise LoadError(f"transformers could not read {path / 'config.json'}: {e}") from e
     tok = tokenizer if tokenizer is not None else load_tokenizer(path)
-    return _from_hf_state(hf_cfg, arch, read_weights(path), tok)
+    return _from_hf(hf_cfg, arch, open_weights(path), tok, dtype, device, bos)
 
 
-def _from_hf_state(hf_cfg: Any, arch: str, state: dict[str, Tensor], tokenizer: Any) -> HookedTransformer:
+def _from_hf(
+    hf_cfg: Any,
+    arch: str,
+    tensors: Mapping[str, Tensor],
+    tokenizer: Any,
+    dtype: torch.dtype | None,
+    device: torch.device,
+    bos: bool | None,
+) -> HookedTransformer:
     if arch not in ARCHITECTURES:
         raise LoadError(f"unsupported architecture {arch}; supported: {', '.join(ARCHITECTURES)}")
     family = ARCHITECTURES[arch]
-    ck = Checkpoint(state, family.prefix)
+    ck = Checkpoint(tensors, family.prefix)
     cfg = family.config(hf_cfg, ck)
-    sd = dict(family.weights(hf_cfg, cfg, ck))
+    bos = _bos_policy(family, tokenizer) if bos is None else bos
+    model = build_empty(lambda: HookedTransformer(cfg, tokenizer, default_prepend_bos=bos, init=False))
+    fill(model, family.weights(hf_cfg, cfg, ck), dtype or torch.float32, device, source=arch)
     ck.check_all_used(arch)
-    model = HookedTransformer(cfg, tokenizer, default_prepend_bos=True, init=False)
-    _assign(model, sd, source=arch)
     return model
 
 
-def _assign(model: HookedTransformer, state: dict[str, Tensor], source: str) -> None:
-    expected = model.state_dict()
-    missing = [k for k in expected if k not in state]
-    extra = [k for k in state if k not in expected]
-    if missing or extra:
-        raise LoadError(f"{source}: missing tensors {missing[:5]}, unexpected tensors {extra[:5]}")
-    for k, v in state.items():
-        if v.shape != expected[k].shape:
-            raise LoadError(
-                f"{source}: tensor {k} has shape {tuple(v.shape)}, expected {tuple(expected[k].shape)}"
+def _bos_policy(family: Family, tokenizer: Any) -> bool:
+    """The family's rule where it has one (Gemma needs BOS); else BOS iff the tokenizer has one (Qwen:
+    no). With no tokenizer only token ids can be given, and the policy is moot: keep the old True."""
+    if family.prepend_bos is not None:
+        return family.prepend_bos
+    return tokenizer is None or getattr(tokenizer, "bos_token_id", None) is not None
+
+
+def _read_json(file: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(file.read_text())
+    except (OSError, UnicodeDecodeError) as e:
+        raise LoadError(f"could not read {file}: {e}") from e
+    except json.JSONDecodeError as e:
+        raise LoadError(f"{file} is not valid JSON: {e}") from e
+    if not isinstance(data, dict):
+        raise LoadError(f"{file} must hold a JSON object, not {type(data).__name__}")
+    return data
+
+
+def _architecture(raw: dict[str, Any], file: Path) -> str:
+    """The HF class name interp implements this config with, read from the raw JSON before transformers
+    sees it, so neither an unknown model_type nor an `auto_map` reaches transformers' own handling."""
+    archs = raw.get("architectures") or []
+    model_type = raw.get("model_type")
+    arch = archs[0] if archs else BY_MODEL_TYPE.get(model_type)
+    if arch in ARCHITECTURES:
+        return arch  # with an auto_map too: interp runs its own implementation, never the folder's code
+    supported = (
+        f"supported architectures: {', '.join(ARCHITECTURES)}; model types: {', '.join(BY_MODEL_TYPE)}"
+    )
+    if raw.get("auto_map"):
+        raise LoadError(
+            f"{file} asks for the checkpoint's own Python code (auto_map: {sorted(raw['auto_map'])}) for "
+            f"{archs[0] if archs else model_type!r}; interp does not run checkpoint code "
+            f"(trust_remote_code is always False) and has no implementation of its own; {supported}"
+        )
+    if archs:
+        raise LoadError(f"unsupported architecture {archs[0]}; supported: {', '.join(ARCHITECTURES)}")
+    raise LoadError(f"{file}: unsupported model_type {model_type!r}; {supported}")
+
+
+def _device(device: torch.device | str | None) -> torch.device:
+    try:
+        dev = torch.device("cpu" if device is None else device)
+    except (RuntimeError, TypeError) as e:
+        raise LoadError(f"invalid device {device!r}: {e}") from e
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            build = (
+                "a CPU-only build" if torch.version.cuda is None else f"built for CUDA {torch.version.cuda}"
             )
-    model.load_state_dict(state)  # copies into our parameters, keeping their per-head memory layout
+            raise LoadError(
+                f"device={device!r} but CUDA is not available (torch {torch.__version__}, {build}; "
+                f"torch.cuda.is_available() is False); use device='cpu'"
+            )
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise LoadError(f"device={device!r} but only {torch.cuda.device_count()} CUDA device(s) exist")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise LoadError(f"device={device!r} but MPS is not available on this machine; use device='cpu'")
+    return dev
+
+
+def _dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:
+    if dtype is None:
+        return None
+    resolved = getattr(torch, dtype, None) if isinstance(dtype, str) else dtype
+    if not isinstance(resolved, torch.dtype) or not resolved.is_floating_point:
+        raise LoadError(f"dtype must be a floating-point torch dtype (e.g. torch.bfloat16), not {dtype!r}")
+    return resolved

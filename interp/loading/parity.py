@@ -17,7 +17,7 @@ def max_logit_diff(model: Any, reference: Any, atol: float) -> float:
 
     if isinstance(reference, Path):
         hf = AutoModelForCausalLM.from_pretrained(
-            str(reference), attn_implementation="eager", dtype=torch.float32
+            str(reference), attn_implementation="eager", dtype=torch.float32, trust_remote_code=False
         )
     else:
         hf = copy.deepcopy(reference).float()  # never touch the caller's model, not even its train/eval flag

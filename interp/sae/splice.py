@@ -32,7 +32,7 @@ _PENDING: ContextVar[dict[int, Tensor] | None] = ContextVar("interp_transcoder_i
 
 def check_compatible(model: Any, sae: SAE) -> None:
     """The hooks exist, the widths fit, and the model is processed as the SAE was trained on (or raise)."""
-    points = model.hook_points()
+    points = model.named_hook_points()
     for name in dict.fromkeys((sae.cfg.hook_name, sae.cfg.write_hook)):
         if name not in points:
             raise KeyError(

@@ -1,23 +1,25 @@
-"""Shared checks for the experiment scripts: load them as `interp run` does; report.md against the CSVs."""
+"""Shared checks for the experiment scripts: import them as `interp run` does; report.md against the CSVs."""
 
 from __future__ import annotations
 
+import importlib
 import math
 import re
-import runpy
+import sys
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from interp.reporting import parse_md_tables
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))  # the checkout's `experiments` package, not the tests folder of that name
 
-EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
+from experiments.reporting import parse_md_tables  # noqa: E402
 
 
 def load_script(name: str) -> dict[str, Any]:
-    """The script's globals, loaded by path with runpy (as `interp run` does, so not as __main__)."""
-    return runpy.run_path(str(EXPERIMENTS / f"{name}.py"), run_name="interp_run")
+    """The experiment module's globals, imported as `interp run` does (so not as __main__)."""
+    return vars(importlib.import_module(f"experiments.{name}"))
 
 
 def run(script: dict[str, Any], args: list[str], capsys) -> tuple[int, str, str]:

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from experiment_helpers import assert_checks_line, assert_columns, assert_tables_match_csvs, load_script, run
 
-from interp.reporting import fmt
+from experiments.reporting import fmt
 
 PLOTS = ("layer_curves.png", "head_maps.png", "attention_top_heads.png", "flow_graph.png")
 
@@ -56,7 +56,7 @@ def test_checks_are_recomputable(out):
 def test_patching_and_probe_are_sane(out):
     patch = pd.read_csv(out / "patching.csv")
     resid = patch[
-        (patch.site == "resid") & (patch.metric == "logit_diff") & (patch.destination == "prediction")
+        (patch.site == "resid_pre") & (patch.metric == "logit_diff") & (patch.destination == "prediction")
     ]
     # restoring the whole final residual at the read position restores the clean run exactly
     assert resid.set_index("layer").recovery.iloc[-1] == pytest.approx(1.0, abs=1e-4)

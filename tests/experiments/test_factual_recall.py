@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 from experiment_helpers import assert_checks_line, assert_columns, assert_tables_match_csvs, load_script, run
 
+from experiments.reporting import fmt
 from interp.cli import main as cli_main
-from interp.reporting import fmt
 
 PLOTS = ("causal_trace.png", "causal_trace_example.png", "knockout.png", "mlp_ablation.png", "logit_lens.png")
 

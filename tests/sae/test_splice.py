@@ -137,3 +137,41 @@ def test_bad_splices_are_clear_and_leave_no_hook(model, tokens) -> None:
     with pytest.raises(ValueError, match="center_writing_weights=True"):
         model.run_with_saes(tokens, saes=[processed])
     assert model.hook_count() == 0
+
+
+def test_splice_is_local_to_its_thread(model, tokens) -> None:
+    """Thread A keeps a dictionary spliced while thread B runs: B sees neither it nor its hook names."""
+    import threading
+
+    sae = make("topk", "blocks.1.hook_resid_post")
+    with torch.no_grad():
+        clean = model(tokens)
+        with model.saes([sae]):
+            spliced = model(tokens)
+    entered, done = threading.Event(), threading.Event()
+    wrong: list[str] = []
+
+    def a() -> None:
+        with torch.no_grad(), model.saes([sae]):
+            entered.set()
+            for _ in range(50):
+                if not torch.allclose(model(tokens), spliced, atol=1e-6):
+                    wrong.append("A lost its splice")
+            done.wait(30)
+
+    def b() -> None:
+        entered.wait(30)
+        for _ in range(50):
+            with torch.no_grad():
+                if not torch.allclose(model(tokens), clean, atol=1e-6):
+                    wrong.append("B saw A's splice")
+            if "blocks.1.hook_resid_post.hook_sae_acts_post" in model.hook_names():
+                wrong.append("B saw A's hook names")
+        done.set()
+
+    threads = [threading.Thread(target=a), threading.Thread(target=b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not wrong, wrong[:3]

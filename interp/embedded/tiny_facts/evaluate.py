@@ -1,48 +1,42 @@
 """Top-1 accuracy of a model on the tiny-facts evaluation sets, and a per-layer ablation table.
 
 Shared by the training script (which writes `eval.json`), the model card and the tests, so every figure
-about the shipped model is computed the same way: the prompt gets BOS prepended, batches are right
-padded, and the logits are read at each prompt's last real token, scoring only the answer's first token.
+about the shipped model is computed the same way (`interp.analysis.scoring`): the prompt gets BOS
+prepended, batches are right padded, and the logits are read at each prompt's last real token, scoring
+only the answer's first token.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Literal
 
 import torch
 from torch import Tensor
 
+from interp.analysis.scoring import score_answers
+from interp.analysis.specs import MLP, Attn
 from interp.embedded.tiny_facts.corpus import Example, eval_sets
 from interp.transformer import HookedTransformer
 
 Hook = tuple[str, Callable[[Tensor, object], Tensor]]
+Method = Literal["zero", "mean"]
 
 
-def _first_token(model: HookedTransformer, answer: str) -> int:
-    return model.tokenizer.encode(answer, add_special_tokens=False)[0]
-
-
-@torch.no_grad()
 def _correct(
-    model: HookedTransformer, examples: Sequence[Example], batch_size: int, hooks: Callable | None = None
+    model: HookedTransformer, examples: Sequence[Example], batch_size: int, hooks: Sequence[Hook] = ()
 ) -> Tensor:
-    """Bool [len(examples)]: whether the top-1 next token is the answer's first token.
-
-    `hooks(mask)` may return forward hooks for each batch (the ablations need the batch's padding mask).
-    """
-    out = []
-    for i in range(0, len(examples), batch_size):
-        batch = examples[i : i + batch_size]
-        tokens, mask = model.to_tokens(
-            [e.prompt for e in batch], prepend_bos=True, padding_side="right", return_attention_mask=True
-        )
-        fwd = hooks(mask) if hooks is not None else []
-        with model.hooks(fwd):
-            logits = model(tokens, attention_mask=mask)
-        last = mask.sum(-1) - 1  # right padding: the last real token is at length - 1
-        pred = logits[torch.arange(len(batch)), last].argmax(-1)
-        target = torch.tensor([_first_token(model, e.answer) for e in batch], device=pred.device)
-        out.append(pred == target)
+    """Bool [len(examples)]: whether the top-1 next token is the answer's first token (optionally hooked)."""
+    out = [
+        score_answers(
+            model,
+            [e.prompt for e in examples[i : i + batch_size]],
+            [e.answer for e in examples[i : i + batch_size]],
+            prepend_bos=True,
+            hooks=hooks,
+        ).correct
+        for i in range(0, len(examples), batch_size)
+    ]
     return torch.cat(out) if out else torch.zeros(0, dtype=torch.bool)
 
 
@@ -63,13 +57,21 @@ def evaluate(model: HookedTransformer, seed: int = 0, n_binding: int = 200) -> d
     return {name: accuracy(model, examples) for name, examples in eval_sets(seed, n_binding).items()}
 
 
-def _ablation_hooks(
-    model: HookedTransformer, name: str, mode: str, examples: Sequence[Example], batch_size: int
-) -> Callable[[Tensor], list[Hook]]:
-    """Hooks replacing activation `name` by zero, or by its mean over the eval batch's real positions."""
-    if mode == "zero":
-        return lambda mask: [(name, lambda act, hook: torch.zeros_like(act))]
-    # Mean over every real (non-padding) position of the whole example set, collected in one clean pass.
+@torch.no_grad()
+def ablation_hooks(
+    model: HookedTransformer,
+    site: Attn | MLP,
+    method: Method,
+    examples: Sequence[Example],
+    batch_size: int = 256,
+) -> list[Hook]:
+    """Hooks replacing the site's activation by zero ("zero"), or at every position by its mean over every
+    real (non-padding) position of the example set ("mean", collected in clean passes)."""
+    name = site.hook_name
+    if method == "zero":
+        return [(name, lambda act, hook: torch.zeros_like(act))]
+    if method != "mean":
+        raise ValueError(f"ablation method must be 'zero' or 'mean', got {method!r}")
     total, count = 0.0, 0
     for i in range(0, len(examples), batch_size):
         tokens, mask = model.to_tokens(
@@ -83,7 +85,7 @@ def _ablation_hooks(
         total = total + cache[name][keep].sum(0)
         count += int(keep.sum())
     mean = total / count
-    return lambda mask: [(name, lambda act, hook: mean.expand_as(act).clone())]
+    return [(name, lambda act, hook: mean.expand_as(act).clone())]
 
 
 def ablation_table(
@@ -100,13 +102,12 @@ def ablation_table(
         clean = _correct(model, examples, batch_size).float().mean().item()
         rows = []
         for layer in range(model.cfg.n_layers):
-            for component, hook in (("attn", "hook_attn_out"), ("mlp", "hook_mlp_out")):
-                name = f"blocks.{layer}.{hook}"
+            for component, site in (("attn", Attn(layer)), ("mlp", MLP(layer))):
                 row: dict[str, object] = {"layer": layer, "component": component, "clean": clean}
-                for mode in ("zero", "mean"):
-                    hooks = _ablation_hooks(model, name, mode, examples, batch_size)
+                for method in ("zero", "mean"):
+                    hooks = ablation_hooks(model, site, method, examples, batch_size)
                     acc = _correct(model, examples, batch_size, hooks).float().mean().item()
-                    row[mode], row[f"{mode}_drop"] = acc, clean - acc
+                    row[method], row[f"{method}_drop"] = acc, clean - acc
                 rows.append(row)
         return rows
     finally:

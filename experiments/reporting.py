@@ -89,14 +89,6 @@ def load_model(name: str | None) -> HookedTransformer:
     return model.eval()
 
 
-def first_token(model: HookedTransformer, text: str) -> int:
-    """The id the model must predict for an answer: its first token (as tiny_facts.evaluate scores it)."""
-    ids = model.tokenizer.encode(text, add_special_tokens=False)
-    if not ids:
-        raise UsageError(f"answer {text!r} encodes to no tokens")
-    return ids[0]
-
-
 def read_lines(path: Path, what: str) -> list[str]:
     """Non-empty, non-comment lines of a text file; a missing or empty file is a usage error."""
     try:
