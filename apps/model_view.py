@@ -144,7 +144,7 @@ class ModelView:
         """The final residual at `pos` as the sum of what wrote it: embeddings, then each attention and MLP
         layer's ΔE; columns component, norm, and the share of the final residual along it."""
         _, cache = self.model.run_with_cache(prompt)
-        parts, labels = cache.decompose_resid(pos_slice=pos)
+        parts, labels = cache.decompose_resid(pos_slice=pos, return_labels=True)
         parts = parts[:, 0].double()  # [component, d_model]
         total = parts.sum(0)
         return pd.DataFrame(

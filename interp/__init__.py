@@ -5,6 +5,8 @@ model = interp.load()                      # the embedded tiny-facts model
 logits, cache = model.run_with_cache("The capital of France is")
 """
 
+__version__ = "0.1.0"  # the package version (pyproject reads it from here)
+
 from interp.cache import ActivationCache, act_name
 from interp.config import ModelConfig
 from interp.errors import LoadError, ParityError

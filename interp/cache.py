@@ -8,13 +8,17 @@ which makes `nbytes` the real memory.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from interp.compat.cache import TLCacheMixin
+from interp.compat.names import get_act_name
+from interp.compat.slicing import _final_or, _slice_pos
 from interp.hooks import HookPoint, HookSpec
 
 if TYPE_CHECKING:
@@ -98,24 +102,7 @@ def weight_fingerprint(W: Tensor) -> tuple[Any, ...]:
     return (W.data_ptr(), W._version, *sums)
 
 
-def _slice_pos(x: Tensor, pos_slice: PosSlice, pos_dim: int = -2) -> Tensor:
-    if pos_slice is None:
-        return x
-    if isinstance(pos_slice, int):
-        return x.select(pos_dim, pos_slice)
-    if isinstance(pos_slice, slice):
-        return x.narrow(pos_dim, *_slice_bounds(pos_slice, x.shape[pos_dim]))
-    return x.index_select(pos_dim, torch.as_tensor(pos_slice, device=x.device))
-
-
-def _slice_bounds(s: slice, n: int) -> tuple[int, int]:
-    start, stop, step = s.indices(n)
-    if step != 1:
-        raise ValueError("pos_slice slices must have step 1")
-    return start, max(stop - start, 0)
-
-
-class ActivationCache(Mapping[str, Tensor]):
+class ActivationCache(TLCacheMixin, Mapping[str, Tensor]):
     def __init__(
         self,
         store: dict[str, Tensor],
@@ -126,6 +113,7 @@ class ActivationCache(Mapping[str, Tensor]):
         self._store = store  # what is held: the requested activations, and z kept for deferred results
         self.model = model
         self._keys = list(store) if keys is None else keys
+        self.has_batch_dim = True  # False after remove_batch_dim()
         # Deferred per-head results: computed from z and W_O on first access, with W_O as it was in the run.
         self._deferred = {
             name: (z, self._W_O(name), weight_fingerprint(self._W_O(name)))
@@ -134,24 +122,31 @@ class ActivationCache(Mapping[str, Tensor]):
 
     # ---- mapping -------------------------------------------------------------------------------------------
     def __getitem__(self, key: str | tuple[Any, ...]) -> Tensor:
+        # TransformerLens's shorthand ("attn" is the pattern, "k6", negative layers), see interp.compat.names.
+        n = self.model.cfg.n_layers
         if isinstance(key, str):
-            name = key if key in self._store or "." in key or key.startswith("hook_") else act_name(key)
+            name = key if key in self._store else get_act_name(key, n_layers=n)
         else:
-            name = act_name(*key)
+            name = get_act_name(*key, n_layers=n)
+        if name in getattr(self.model, "absent_hooks", {}):
+            raise KeyError(f"{name!r} does not exist in this model: {self.model.absent_hooks[name]}")
+        if name not in self._keys:
+            raise KeyError(self._missing(name, key))
         if name in self._deferred:
             self._store[name] = self._derive_result(name)
-        if name not in self._keys:
-            raise KeyError(self._missing(name))
         return self._store[name]
 
-    def _missing(self, name: str) -> str:
+    def _missing(self, name: str, key: Any = None) -> str:
         held = f"{self._keys[0]} ... {self._keys[-1]}" if len(self._keys) > 2 else ", ".join(self._keys)
+        close = difflib.get_close_matches(name, self._keys, n=3, cutoff=0.6)
+        hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        asked = f" (asked as {key!r})" if key is not None and key != name else ""
         why = (
             "the model has no such hook point"
             if name not in self.model.hook_dict
             else "run_with_cache with a names_filter (and start/stop layers) that include it"
         )
-        return f"{name!r} is not in this cache, which holds {len(self._keys)} activations ({held}); {why}"
+        return f"{name!r} is not in this cache, which holds {len(self._keys)} activations ({held}){hint}; {why}{asked}"
 
     def __contains__(self, key: object) -> bool:
         return isinstance(key, str) and key in self._keys
@@ -174,10 +169,7 @@ class ActivationCache(Mapping[str, Tensor]):
             )
         del self._deferred[name]
         z = self._store[z_name]
-        return torch.einsum("bphd,hdm->bphm", z, W_O.detach().to(z.device, z.dtype))
-
-    def __repr__(self) -> str:
-        return f"ActivationCache({len(self)} activations, {self.nbytes / 2**20:.1f} MiB)"
+        return torch.einsum("...hd,hdm->...hm", z, W_O.detach().to(z.device, z.dtype))
 
     @property
     def nbytes(self) -> int:
@@ -202,17 +194,30 @@ class ActivationCache(Mapping[str, Tensor]):
         self,
         layer: int | None = None,
         mlp_input: bool = False,
+        mode: Literal["all", "mlp", "attn"] = "all",
         apply_ln: bool = False,
         pos_slice: PosSlice = None,
         incl_embeds: bool = True,
-    ) -> tuple[Float[Tensor, "component batch *pos d_model"], list[str]]:
+        return_labels: bool = False,
+    ) -> Any:
         """Stack [embed, pos_embed, attn_0, mlp_0, ...] of everything written into resid_pre[layer].
 
         The stack sums to `resid_pre[layer]` (to `resid_mid[layer]` with mlp_input, and to the final
-        residual when layer is None). Labels follow TransformerLens: "embed", "0_attn_out", "0_mlp_out", ...
+        residual when layer is None or -1, as in TransformerLens). `mode` keeps only "attn" or "mlp" terms.
+        Returns the stack, or (stack, labels) with return_labels: "embed", "0_attn_out", "0_mlp_out", ...
+        Post-norms (Gemma 2/3, OLMo 2) sit inside attn_out / mlp_out, so the sum still holds; in a parallel
+        block the MLP reads resid_pre, so mlp_input adds no attn_out of its own layer.
         """
-        n = self.model.cfg.n_layers
-        layer = n if layer is None else layer
+        cfg = self.model.cfg
+        if cfg.norms.residual:
+            raise ValueError(
+                "decompose_resid: this model is post-LN (OPT-350m style): ln1 / ln2 renormalise the residual "
+                "itself after each add, so no stack of component outputs sums to it; use accumulated_resid"
+            )
+        n = cfg.n_layers
+        layer = _final_or(layer, n)
+        if mode not in ("all", "mlp", "attn"):
+            raise ValueError(f"mode must be 'all', 'mlp' or 'attn', got {mode!r}")
         parts: list[Tensor] = []
         labels: list[str] = []
         if incl_embeds:
@@ -221,17 +226,22 @@ class ActivationCache(Mapping[str, Tensor]):
                     parts.append(self[name])
                     labels.append(name)
         for i in range(layer):
-            parts += [self["attn_out", i], self["mlp_out", i]]
-            labels += [f"{i}_attn_out", f"{i}_mlp_out"]
-        if mlp_input:
+            if mode != "mlp":
+                parts.append(self["attn_out", i])
+                labels.append(f"{i}_attn_out")
+            if mode != "attn":
+                parts.append(self["mlp_out", i])
+                labels.append(f"{i}_mlp_out")
+        if mlp_input and mode != "mlp":
             if layer >= n:
                 raise ValueError("mlp_input needs a layer below n_layers")
-            parts.append(self["attn_out", layer])
-            labels.append(f"{layer}_attn_out")
+            if not cfg.parallel_attn_mlp:
+                parts.append(self["attn_out", layer])
+                labels.append(f"{layer}_attn_out")
         stack = _slice_pos(torch.stack(parts), pos_slice)
         if apply_ln:
             stack = self.apply_ln_to_stack(stack, layer, mlp_input, pos_slice)
-        return stack, labels
+        return (stack, labels) if return_labels else stack
 
     def accumulated_resid(
         self,
@@ -240,10 +250,14 @@ class ActivationCache(Mapping[str, Tensor]):
         apply_ln: bool = False,
         pos_slice: PosSlice = None,
         mlp_input: bool = False,
-    ) -> tuple[Float[Tensor, "layers batch *pos d_model"], list[str]]:
-        """The residual stream after each step: resid_pre[0..layer] (+ resid_mid), and "final_post"."""
+        return_labels: bool = False,
+    ) -> Any:
+        """The residual stream after each step: resid_pre[0..layer] (+ resid_mid), and "final_post".
+
+        Returns the stack [layers, batch, *pos, d_model], or (stack, labels) with return_labels.
+        """
         n = self.model.cfg.n_layers
-        layer = n if layer is None or layer == -1 else layer
+        layer = _final_or(layer, n)
         parts: list[Tensor] = []
         labels: list[str] = []
         for i in range(layer + 1):
@@ -253,23 +267,32 @@ class ActivationCache(Mapping[str, Tensor]):
                 continue
             parts.append(self["resid_pre", i])
             labels.append(f"{i}_pre")
-            if (incl_mid and i < layer) or (mlp_input and i == layer):
+            if (
+                (incl_mid and i < layer) or (mlp_input and i == layer)
+            ) and not self.model.cfg.parallel_attn_mlp:
                 parts.append(self["resid_mid", i])
                 labels.append(f"{i}_mid")
         stack = _slice_pos(torch.stack(parts), pos_slice)
         if apply_ln:
             stack = self.apply_ln_to_stack(stack, layer, mlp_input, pos_slice)
-        return stack, labels
+        return (stack, labels) if return_labels else stack
 
     def stack_head_results(
-        self, layer: int | None = None, pos_slice: PosSlice = None, apply_ln: bool = False
-    ) -> tuple[Float[Tensor, "heads batch *pos d_model"], list[str]]:
-        """Each head's write into the residual stream for all layers below `layer` (None: all), "L{l}H{h}".
+        self,
+        layer: int | None = -1,
+        return_labels: bool = False,
+        incl_remainder: bool = False,
+        pos_slice: PosSlice = None,
+        apply_ln: bool = False,
+    ) -> Any:
+        """Each head's write into the residual stream for all layers below `layer` (None, -1: all), "L{l}H{h}".
 
-        Uses `hook_result` when cached, else computes z[h] @ W_O[h] from the cached `hook_z`.
+        Uses `hook_result` when cached, else computes z[h] @ W_O[h] from the cached `hook_z`. With
+        `incl_remainder`, a last "remainder" row holds the rest of resid_post[layer - 1].
+        Returns the stack [heads, batch, *pos, d_model], or (stack, labels) with return_labels.
         """
         cfg = self.model.cfg
-        layer = cfg.n_layers if layer is None or layer < 0 else layer
+        layer = _final_or(layer, cfg.n_layers)
         parts, labels = [], []
         for i in range(layer):
             name = act_name("result", i)
@@ -277,13 +300,24 @@ class ActivationCache(Mapping[str, Tensor]):
                 result = self[name]
             else:
                 W_O = self.model.blocks[i].attn.W_O.to(self["z", i].device)
-                result = torch.einsum("bphd,hdm->bphm", self["z", i], W_O)
-            parts.append(result.movedim(2, 0))  # [head, batch, pos, d_model]
+                result = torch.einsum("...hd,hdm->...hm", self["z", i], W_O)
+            # Gemma 2/3, OLMo 2: each head goes through ln1_post, frozen at this run's scale.
+            post = getattr(self.model.blocks[i], "ln1_post", None)
+            if hasattr(post, "w"):
+                scale = self[f"blocks.{i}.ln1_post.hook_scale"].to(result.dtype)
+                result = post.w.to(result) * post.center(result) / scale[..., None, :]
+            parts.append(result.movedim(-2, 0))  # [head, batch, pos, d_model]
             labels += [f"L{i}H{h}" for h in range(cfg.n_heads)]
-        stack = _slice_pos(torch.cat(parts), pos_slice)
+        if parts:
+            stack = _slice_pos(torch.cat(parts), pos_slice)
+        else:
+            stack = _slice_pos(self["embed"], pos_slice)[None][:0]  # no layer below: an empty stack
+        if incl_remainder:
+            rest = _slice_pos(self["resid_post", layer - 1], pos_slice) - stack.sum(0)
+            stack, labels = torch.cat([stack, rest[None]]), [*labels, "remainder"]
         if apply_ln:
             stack = self.apply_ln_to_stack(stack, layer, False, pos_slice)
-        return stack, labels
+        return (stack, labels) if return_labels else stack
 
     def apply_ln_to_stack(
         self,
@@ -297,10 +331,17 @@ class ActivationCache(Mapping[str, Tensor]):
         The norm's weight is not applied here; `logit_attrs` folds ln_final's weight into the directions.
         """
         n = self.model.cfg.n_layers
-        if layer is None or layer >= n:
+        layer = _final_or(layer, n)
+        if layer >= n:
             norm, scale = self.model.ln_final, self["scale"]
         else:
-            sub = "ln2" if mlp_input else "ln1"
+            cfg = self.model.cfg
+            sub = "ln2" if mlp_input and not cfg.norms.shared_ln else "ln1"
+            if not cfg.norms.pre or cfg.norms.residual:
+                raise ValueError(
+                    f"apply_ln at layer {layer}: no norm reads the residual stream there in this model "
+                    "(its norms follow attention / the MLP); use layer=None for ln_final"
+                )
             norm, scale = getattr(self.model.blocks[layer], sub), self["scale", layer, sub]
         scale = _slice_pos(scale, pos_slice)
         return norm.center(stack) / scale.to(stack.dtype)

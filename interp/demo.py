@@ -45,7 +45,7 @@ def main(args: argparse.Namespace | None = None) -> int:
         )
 
     print(f"\nlogit lens: probability of {model.to_string([answer])!r} read out after each layer")
-    resid, labels = cache.accumulated_resid(apply_ln=True, pos_slice=-1)
+    resid, labels = cache.accumulated_resid(apply_ln=True, pos_slice=-1, return_labels=True)
     lens = (resid * model.ln_final.w + getattr(model.ln_final, "b", 0)) @ model.W_U
     for label, row in zip(labels, lens[:, 0].softmax(-1), strict=True):
         rank = int((row > row[answer]).sum())

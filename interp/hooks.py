@@ -348,10 +348,13 @@ class HookedRootModule(nn.Module):
     def setup_hooks(self) -> None:
         """Call at the end of `__init__`: names every HookPoint after its module path."""
         self.hook_dict: dict[str, HookPoint] = {}
+        self.absent_hooks: dict[str, str] = {}  # names a module's variant lacks -> why (parallel: resid_mid)
         for name, module in self.named_modules():
             if isinstance(module, HookPoint):
                 module.name = name
                 self.hook_dict[name] = module
+            for hook, why in getattr(module, "absent_hooks", {}).items():
+                self.absent_hooks[f"{name}.{hook}"] = why
 
     def hook_names(self) -> list[str]:
         return list(self.named_hook_points())
@@ -388,6 +391,8 @@ class HookedRootModule(nn.Module):
         for n in names:
             if not isinstance(n, str):
                 raise TypeError(f"hook names must be strings, got {type(n).__name__} {n!r}")
+            if n in getattr(self, "absent_hooks", {}):
+                raise KeyError(f"{n!r} does not exist in this model: {self.absent_hooks[n]}")
             if n not in named:
                 close = difflib.get_close_matches(n, named, n=3, cutoff=0.5)
                 hint = f"; did you mean {', '.join(close)}?" if close else ""

@@ -18,11 +18,14 @@ from torch import Tensor, nn
 from interp import generation, storage
 from interp import tokens as tok_utils
 from interp.cache import ActivationCache, cache_hooks, deferred_results
+from interp.compat.config_view import TLConfigView, as_model_config
+from interp.compat.model import TLModelMixin
+from interp.compat.run import run_with_cache_tl
 from interp.config import ModelConfig
 from interp.hooks import HookedRootModule, HookPoint, HookRangeError, HookSpec, NameFilter
 from interp.kv_cache import KVCache
-from interp.layers.block import TransformerBlock
-from interp.layers.embed import Embed, PosEmbed, make_unembed
+from interp.layers.block import make_block
+from interp.layers.embed import PosEmbed, make_embed, make_unembed
 from interp.layers.norms import make_norm
 from interp.layers.sequence_info import SequenceInfo, running
 from interp.sae.host import SAEHost
@@ -32,21 +35,29 @@ ReturnType = Literal["logits", "loss", "both"] | None
 RETURN_TYPES = ("logits", "loss", "both", None)
 
 
-class HookedTransformer(SAEHost, HookedRootModule):
+class HookedTransformer(SAEHost, TLModelMixin, HookedRootModule):
+    """`model.cfg` is a read-only view with TransformerLens's names too; `model.config` is the ModelConfig."""
+
     def __init__(
-        self, cfg: ModelConfig, tokenizer: Any = None, default_prepend_bos: bool = True, init: bool = True
+        self,
+        cfg: ModelConfig | TLConfigView,
+        tokenizer: Any = None,
+        default_prepend_bos: bool = True,
+        init: bool = True,
     ) -> None:
         super().__init__()
-        self.cfg = cfg
+        cfg = as_model_config(cfg)
+        self._init_compat()
+        self.config = cfg
         self.tokenizer = tokenizer
         self.default_prepend_bos = default_prepend_bos  # BOS policy when to_tokens is not told
-        self.embed = Embed(cfg)
+        self.embed = make_embed(cfg)
         self.hook_embed = HookPoint()
         # Learned absolute positions are added to the residual stream; RoPE models rotate q and k instead.
         self.pos_embed = PosEmbed(cfg) if cfg.positional == "learned" else None
         self.hook_pos_embed = HookPoint() if cfg.positional == "learned" else None
-        self.blocks = nn.ModuleList(TransformerBlock(cfg, layer) for layer in range(cfg.n_layers))
-        self.ln_final = make_norm(cfg)
+        self.blocks = nn.ModuleList(make_block(cfg, layer) for layer in range(cfg.n_layers))
+        self.ln_final = make_norm(cfg) if cfg.norms.final else nn.Identity()  # OPT-350m's post-LN: none
         self.unembed = make_unembed(cfg, self.embed)
         if init:  # loaders pass init=False and copy the checkpoint in instead
             self.init_weights()
@@ -68,6 +79,8 @@ class HookedTransformer(SAEHost, HookedRootModule):
         stop_at_layer: int | None = None,
         prepend_bos: bool | None = None,
         past_kv_cache: KVCache | None = None,
+        loss_per_token: bool = False,
+        padding_side: tok_utils.PaddingSide | None = None,
     ) -> Any:
         """Logits [batch, pos, d_vocab] (or loss, both, or None) for text, a list of texts, or token ids.
 
@@ -75,6 +88,7 @@ class HookedTransformer(SAEHost, HookedRootModule):
         with `stop_at_layer`, the residual stream entering that block is returned instead of logits.
         With `past_kv_cache`, `input` holds only the positions after the cached ones (and `attention_mask`
         covers only those); their keys and values are appended to the cache (see `interp.kv_cache`).
+        `loss_per_token` returns the loss [batch, pos - 1] instead of its mean (TL's name).
         """
         if return_type not in RETURN_TYPES:
             raise ValueError(f"return_type={return_type!r}; allowed: 'logits', 'loss', 'both' or None")
@@ -82,13 +96,13 @@ class HookedTransformer(SAEHost, HookedRootModule):
         if start_at_layer is not None or stop_at_layer is not None:
             self._check_hooks_fire(start_at_layer, stop_at_layer)
         if start_at_layer is None:
-            tokens, attention_mask = self._tokens_and_mask(input, attention_mask, prepend_bos)
+            tokens, attention_mask = self._tokens_and_mask(input, attention_mask, prepend_bos, padding_side)
             batch, n_pos = tokens.shape
         else:
             tokens, resid = None, input
-            if not isinstance(resid, Tensor) or resid.ndim != 3 or resid.shape[-1] != self.cfg.d_model:
+            if not isinstance(resid, Tensor) or resid.ndim != 3 or resid.shape[-1] != self.config.d_model:
                 raise ValueError(
-                    f"with start_at_layer, input must be a residual [batch, pos, {self.cfg.d_model}]"
+                    f"with start_at_layer, input must be a residual [batch, pos, {self.config.d_model}]"
                 )
             batch, n_pos = resid.shape[:2]
             self._check_length(n_pos)
@@ -109,7 +123,7 @@ class HookedTransformer(SAEHost, HookedRootModule):
             return None
         if tokens is None:
             raise ValueError("a loss needs tokens; it cannot be computed with start_at_layer")
-        loss = lm_loss(logits, tokens, attention_mask)
+        loss = lm_loss(logits, tokens, attention_mask, per_token=loss_per_token)
         return loss if return_type == "loss" else (logits, loss)
 
     def embed_tokens(
@@ -126,6 +140,17 @@ class HookedTransformer(SAEHost, HookedRootModule):
         tokens, attention_mask = self._tokens_and_mask(input, attention_mask, None)
         logits = self(tokens, attention_mask=attention_mask)
         return lm_loss(logits, tokens, attention_mask, per_token=per_token)
+
+    def loss_fn(
+        self, logits: Tensor, tokens: Tensor, attention_mask: Tensor | None = None, per_token: bool = False
+    ) -> Tensor:
+        """TransformerLens's name: next-token cross-entropy of given `logits` against `tokens`."""
+        if logits.ndim != 3 or tokens.shape != logits.shape[:2]:
+            raise ValueError(
+                f"loss_fn needs logits [batch, pos, d_vocab] and tokens [batch, pos]; got {tuple(logits.shape)} "
+                f"and {tuple(tokens.shape)}"
+            )
+        return lm_loss(logits, tokens.to(logits.device), attention_mask, per_token=per_token)
 
     # ---- hooks and caching ---------------------------------------------------------------------------------
     def run_with_hooks(
@@ -201,10 +226,21 @@ class HookedTransformer(SAEHost, HookedRootModule):
         Per-head results (`hook_result`) that no other hook needs are derived from z on first access.
         With `start_at_layer` / `stop_at_layer`, a None or predicate filter keeps only the points the run
         reaches, and an explicitly named point outside the range raises `HookRangeError`.
+        TransformerLens's `remove_batch_dim`, `pos_slice` and `incl_bwd` are accepted (interp.compat.run);
+        the default skips TL's per-head input copies (`hook_q_input`, ...) unless their switch is on.
         """
+        tl_args = {
+            k: forward_kwargs.pop(k)
+            for k in ("remove_batch_dim", "pos_slice", "incl_bwd")
+            if k in forward_kwargs
+        }
+        if tl_args:
+            return run_with_cache_tl(self, input, names_filter, device, tl_args, forward_kwargs)
         start_at_layer = forward_kwargs.get("start_at_layer")
         stop_at_layer = forward_kwargs.get("stop_at_layer")
         names = self.resolve_hook_names(names_filter)
+        if names_filter is None:
+            names = self.default_cache_names(names)
         if start_at_layer is not None or stop_at_layer is not None:
             self._layer_range(start_at_layer, stop_at_layer)
             if names_filter is None or callable(names_filter):
@@ -238,14 +274,6 @@ class HookedTransformer(SAEHost, HookedRootModule):
         tokens, mask = tokens.to(self.W_E.device), mask.to(self.W_E.device)
         return (tokens, mask) if return_attention_mask else tokens
 
-    def to_str_tokens(
-        self, input: str | Tensor | Sequence[int], prepend_bos: bool | None = None
-    ) -> list[str]:
-        tok = tok_utils.require(self.tokenizer)
-        if isinstance(input, str):
-            input = self.to_tokens(input, prepend_bos=prepend_bos)
-        return [tok.decode([i]) for i in tok_utils.as_id_list(input)]
-
     def to_string(self, tokens: Tensor | Sequence[int]) -> str | list[str]:
         tok = tok_utils.require(self.tokenizer)
         t = torch.as_tensor(tokens)
@@ -272,20 +300,10 @@ class HookedTransformer(SAEHost, HookedRootModule):
     def W_pos(self) -> Tensor | None:
         return None if self.pos_embed is None else self.pos_embed.W_pos
 
-    def tokens_to_residual_directions(self, tokens: int | str | Tensor) -> Tensor:
-        """Residual directions [..., d_model] whose dot product with a normalised residual is the logit.
-
-        ln_final's weight is folded in, so direct logit attribution needs no folded model.
-        """
-        if isinstance(tokens, str):
-            tokens = self.to_single_token(tokens)
-        ids = torch.as_tensor(tokens, device=self.W_U.device)
-        return self.W_U[:, ids].movedim(0, -1) * self.ln_final.w
-
     def init_weights(self, std: float = 0.02, seed: int | None = None) -> None:
         """GPT-2 initialisation: N(0, std) matrices, output projections scaled by 1/sqrt(2 n_layers)."""
         gen = torch.Generator().manual_seed(seed) if seed is not None else None
-        out_std = std / (2 * self.cfg.n_layers) ** 0.5
+        out_std = std / (2 * self.config.n_layers) ** 0.5
         with torch.no_grad():
             for name, p in self.named_parameters():
                 if p.ndim == 1:
@@ -299,10 +317,15 @@ class HookedTransformer(SAEHost, HookedRootModule):
 
     # ---- input checks --------------------------------------------------------------------------------------
     def _tokens_and_mask(
-        self, input: Input, attention_mask: Tensor | None, prepend_bos: bool | None
+        self,
+        input: Input,
+        attention_mask: Tensor | None,
+        prepend_bos: bool | None,
+        padding_side: tok_utils.PaddingSide | None = None,
     ) -> tuple[Tensor, Tensor | None]:
         if isinstance(input, str) or (isinstance(input, Sequence) and not isinstance(input, Tensor)):
-            tokens, mask = self.to_tokens(input, prepend_bos=prepend_bos, return_attention_mask=True)
+            side = padding_side or "right"
+            tokens, mask = self.to_tokens(input, prepend_bos, side, return_attention_mask=True)
             attention_mask = mask if attention_mask is None else attention_mask
         elif isinstance(input, Tensor):
             tokens = input[None] if input.ndim == 1 else input
@@ -316,9 +339,9 @@ class HookedTransformer(SAEHost, HookedRootModule):
         if tokens.numel() == 0:
             raise ValueError(f"empty input: got token ids of shape {tuple(tokens.shape)}")
         self._check_length(tokens.shape[1])
-        if tokens.max() >= self.cfg.d_vocab or tokens.min() < 0:
+        if tokens.max() >= self.config.d_vocab or tokens.min() < 0:
             raise ValueError(
-                f"token ids must lie in [0, {self.cfg.d_vocab}); got {int(tokens.min())}..{int(tokens.max())}"
+                f"token ids must lie in [0, {self.config.d_vocab}); got {int(tokens.min())}..{int(tokens.max())}"
             )
         if attention_mask is not None and attention_mask.shape != tokens.shape:
             raise ValueError(
@@ -327,8 +350,8 @@ class HookedTransformer(SAEHost, HookedRootModule):
         return tokens, attention_mask
 
     def _check_length(self, n_pos: int) -> None:
-        if n_pos > self.cfg.n_ctx:
-            raise ValueError(f"input has {n_pos} tokens but the model's context n_ctx is {self.cfg.n_ctx}")
+        if n_pos > self.config.n_ctx:
+            raise ValueError(f"input has {n_pos} tokens but the model's context n_ctx is {self.config.n_ctx}")
         if n_pos == 0:
             raise ValueError("empty input: zero positions")
 
@@ -367,7 +390,7 @@ class HookedTransformer(SAEHost, HookedRootModule):
     def _layer_index(self, value: int | None, what: str, default: int) -> int:
         if value is None:
             return default
-        n = self.cfg.n_layers
+        n = self.config.n_layers
         if not -n <= value <= n:
             raise ValueError(f"{what}={value} out of range for a {n}-layer model")
         return value % (n + 1) if value >= 0 else value + n

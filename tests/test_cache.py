@@ -37,29 +37,29 @@ def test_shorthand_keys(run):
 @pytest.mark.parametrize("layer", [0, 1, 2, None])
 def test_decompose_resid_sums_to_residual(model, run, layer):
     _, _, cache = run
-    stack, labels = cache.decompose_resid(layer)
+    stack, labels = cache.decompose_resid(layer, return_labels=True)
     target = cache["resid_post", 2] if layer is None else cache["resid_pre", layer]
     torch.testing.assert_close(stack.sum(0), target, atol=1e-5, rtol=0)
     assert labels[:2] == ["embed", "pos_embed"] and len(labels) == stack.shape[0]
-    mid, _ = cache.decompose_resid(1, mlp_input=True)
+    mid, _ = cache.decompose_resid(1, mlp_input=True, return_labels=True)
     torch.testing.assert_close(mid.sum(0), cache["resid_mid", 1], atol=1e-5, rtol=0)
 
 
 def test_stack_head_results_sum_to_attn_out(model, run):
     _, _, cache = run
-    stack, labels = cache.stack_head_results()
+    stack, labels = cache.stack_head_results(return_labels=True)
     assert labels[:2] == ["L0H0", "L0H1"] and stack.shape == (3 * 4, 2, 7, 32)
     for layer in range(3):
         heads = stack[4 * layer : 4 * (layer + 1)].sum(0) + model.blocks[layer].attn.b_O
         torch.testing.assert_close(heads, cache["attn_out", layer], atol=1e-5, rtol=0)
     # Without hook_result in the cache, results are computed from z and W_O.
     _, z_only = model.run_with_cache(run[0], names_filter=lambda n: n.endswith("hook_z"))
-    torch.testing.assert_close(z_only.stack_head_results()[0], stack, atol=1e-6, rtol=0)
+    torch.testing.assert_close(z_only.stack_head_results(return_labels=True)[0], stack, atol=1e-6, rtol=0)
 
 
 def test_accumulated_resid_and_logit_lens_final_layer(model, run):
     toks, logits, cache = run
-    stack, labels = cache.accumulated_resid(apply_ln=True, pos_slice=-1)
+    stack, labels = cache.accumulated_resid(apply_ln=True, pos_slice=-1, return_labels=True)
     assert labels == ["0_pre", "1_pre", "2_pre", "final_post"]
     # The last entry through ln_final's weight and bias and W_U is the model's own logits.
     final = stack[-1] * model.ln_final.w + model.ln_final.b
@@ -69,7 +69,7 @@ def test_accumulated_resid_and_logit_lens_final_layer(model, run):
 def test_logit_attrs_sum_to_logit(model, run):
     toks, logits, cache = run
     target = toks[:, -1]
-    stack, _ = cache.decompose_resid(apply_ln=True, pos_slice=-1)
+    stack, _ = cache.decompose_resid(apply_ln=True, pos_slice=-1, return_labels=True)
     attrs = cache.logit_attrs(stack, target)
     constant = model.ln_final.b @ model.W_U[:, target]  # not attributable to any component
     torch.testing.assert_close(

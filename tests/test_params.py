@@ -22,7 +22,9 @@ def _hf_model(name: str) -> torch.nn.Module:
     )
 
     cfg = PRESETS[name]
-    if name.startswith("gpt2"):
+    if name in _FAMILY_PRESETS:
+        cls, hf_cfg = _FAMILY_PRESETS[name]()
+    elif name.startswith("gpt2"):
         hf_cfg = GPT2Config(
             n_layer=cfg.n_layers,
             n_embd=cfg.d_model,
@@ -52,6 +54,43 @@ def _hf_model(name: str) -> torch.nn.Module:
         return cls(hf_cfg)
 
 
+def _decoder_kw(cfg: ModelConfig) -> dict:
+    return dict(
+        vocab_size=cfg.d_vocab, hidden_size=cfg.d_model, intermediate_size=cfg.d_mlp,
+        num_hidden_layers=cfg.n_layers, num_attention_heads=cfg.n_heads, num_key_value_heads=cfg.kv_heads,
+        head_dim=cfg.d_head, max_position_embeddings=cfg.n_ctx, tie_word_embeddings=cfg.tie_embeddings,
+    )  # fmt: skip
+
+
+def _pythia_hf(name: str):
+    import transformers as tr
+
+    c = PRESETS[name]
+    return tr.GPTNeoXForCausalLM, tr.GPTNeoXConfig(
+        vocab_size=c.d_vocab, hidden_size=c.d_model, intermediate_size=c.d_mlp, num_hidden_layers=c.n_layers,
+        num_attention_heads=c.n_heads, rotary_pct=0.25, max_position_embeddings=c.n_ctx,
+        tie_word_embeddings=False,
+    )  # fmt: skip
+
+
+def _hf(cls_name: str, cfg_name: str, name: str, drop: tuple[str, ...] = (), **kw):
+    import transformers as tr
+
+    args = {k: v for k, v in _decoder_kw(PRESETS[name]).items() if k not in drop} | kw
+    return lambda: (getattr(tr, cls_name), getattr(tr, cfg_name)(**args))
+
+
+_FAMILY_PRESETS = {
+    **{n: (lambda n=n: _pythia_hf(n)) for n in ("pythia-160m", "pythia-1.4b", "pythia-6.9b")},
+    "gemma-2-2b": _hf("Gemma2ForCausalLM", "Gemma2Config", "gemma-2-2b"),
+    "gemma-2-9b": _hf("Gemma2ForCausalLM", "Gemma2Config", "gemma-2-9b"),
+    "gemma-3-4b": _hf("Gemma3ForCausalLM", "Gemma3TextConfig", "gemma-3-4b"),
+    "llama-3.1-8b": _hf("LlamaForCausalLM", "LlamaConfig", "llama-3.1-8b"),
+    "qwen3-8b": _hf("Qwen3ForCausalLM", "Qwen3Config", "qwen3-8b"),
+    "olmo-2-7b": _hf("Olmo2ForCausalLM", "Olmo2Config", "olmo-2-7b", drop=("head_dim",)),
+}
+
+
 @pytest.mark.parametrize("name", list(PRESETS))
 def test_total_matches_hugging_face(name: str) -> None:
     # parameters() yields a tied matrix once, as param_counts counts it.
@@ -66,6 +105,15 @@ def test_total_matches_hugging_face(name: str) -> None:
         ("llama-3-8b", 8_030_261_248),
         ("llama-3-70b", 70_553_706_496),
         ("qwen2-7b", 7_615_616_512),
+        ("pythia-160m", 162_322_944),
+        ("pythia-1.4b", 1_414_647_808),
+        ("pythia-6.9b", 6_857_302_016),
+        ("gemma-2-2b", 2_614_341_888),
+        ("gemma-2-9b", 9_241_705_984),
+        ("gemma-3-4b", 3_880_263_168),
+        ("llama-3.1-8b", 8_030_261_248),
+        ("qwen3-8b", 8_190_735_360),
+        ("olmo-2-7b", 7_298_617_344),
     ],
 )
 def test_known_totals(name: str, total: int) -> None:

@@ -10,7 +10,7 @@ max(0, ‖whole‖₁ − ‖whole − part‖₁), renormalised over the parts.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import pandas as pd
@@ -18,7 +18,8 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from interp.analysis.runner import Input, prepare
+from interp.analysis.engine import Input, prepare
+from interp.analysis.specs import Attn, Head, ResidPre, Site, check_layers, head_outputs
 from interp.transformer import HookedTransformer
 
 
@@ -128,16 +129,17 @@ def _flow_cache(
         raise ValueError(f"example {example} out of range for a batch of {prompt.batch}")
     if destinations is not None and any(not -prompt.n_pos <= d < prompt.n_pos for d in destinations):
         raise ValueError(f"destinations {list(destinations)} out of range for a {prompt.n_pos}-token input")
-    n = model.cfg.n_layers
-    bad = [layer for layer in layers if not 0 <= layer < n]
-    if bad:
-        raise ValueError(f"layers {bad} out of range; the model has {n} layers (0..{n - 1})")
-    hooks = ("hook_resid_pre", "hook_attn_out", "attn.hook_v", "attn.hook_pattern")
-    names = [f"blocks.{layer}.{h}" for layer in layers for h in hooks]
+    check_layers(model, layers)
+    names = [site.hook_name for layer in layers for site in _sites(layer)]
     _, cache = model.run_with_cache(prompt.tokens, names_filter=names, attention_mask=prompt.mask)
     tokens = prompt.tokens[example]
     labels = model.to_str_tokens(tokens) if model.tokenizer is not None else tokens.tolist()
     return {k: v[example] for k, v in cache.items()}, labels
+
+
+def _sites(layer: int) -> tuple[Site, Site, Site, Site]:
+    """What one layer's flow reads: E, ΔE, the values and the pattern."""
+    return ResidPre(layer), Attn(layer), Head(layer, 0, part="v"), Head(layer, 0, part="pattern")
 
 
 def _layer_flow(
@@ -150,11 +152,12 @@ def _layer_flow(
     n_pos = len(labels)
     dests = list(range(n_pos)) if destinations is None else [d % n_pos for d in destinations]
     attn = model.blocks[layer].attn
-    v = acts[f"blocks.{layer}.attn.hook_v"]  # [src, kv_head, d_head]
+    resid_pre, attn_out, v_site, pattern_site = (s.hook_name for s in _sites(layer))
+    v = acts[v_site]  # [src, kv_head, d_head]
     v = v.repeat_interleave(attn.n_heads // attn.n_kv_heads, dim=1)  # grouped kv heads serve several queries
-    pattern = acts[f"blocks.{layer}.attn.hook_pattern"][:, dests]  # [head, dest, src]
+    pattern = acts[pattern_site][:, dests]  # [head, dest, src]
     with torch.no_grad():
-        moved = torch.einsum("shd,hdm->shm", v, attn.W_O)  # what each head would move from each source
+        moved = head_outputs(v, attn.W_O)  # [src, head, d_model]: what each head would move from each source
         contributions = torch.einsum("hds,shm->dshm", pattern, moved)
     b_O = attn.b_O.detach() if attn.b_O is not None else torch.zeros(model.cfg.d_model, device=v.device)
     return ContextFlow(
@@ -163,8 +166,8 @@ def _layer_flow(
         tokens=labels,
         contributions=contributions,
         b_O=b_O,
-        resid_pre=acts[f"blocks.{layer}.hook_resid_pre"][dests],
-        attn_out=acts[f"blocks.{layer}.hook_attn_out"][dests],
+        resid_pre=acts[resid_pre][dests],
+        attn_out=acts[attn_out][dests],
     )
 
 
@@ -191,10 +194,7 @@ def flow_summary(
     example: int = 0,
 ) -> pd.DataFrame:
     """`ContextFlow.summary` for each layer (default all), one forward, one layer's tensor at a time."""
-    layers = list(range(model.cfg.n_layers)) if layers is None else list(layers)
-    acts, labels = _flow_cache(model, input, layers, destinations, example)
-    frames = [_layer_flow(model, acts, labels, layer, destinations).summary(k) for layer in layers]
-    return pd.concat(frames, ignore_index=True)
+    return _per_layer(model, input, layers, destinations, example, lambda flow: flow.summary(k))
 
 
 def flow_graph(
@@ -207,7 +207,18 @@ def flow_graph(
     example: int = 0,
 ) -> pd.DataFrame:
     """`ContextFlow.graph` edges for each layer (default all): the Ferrando & Voita contribution graph."""
+    return _per_layer(model, input, layers, destinations, example, lambda flow: flow.graph(threshold))
+
+
+def _per_layer(
+    model: HookedTransformer,
+    input: Input,
+    layers: Sequence[int] | None,
+    destinations: Sequence[int] | None,
+    example: int,
+    table: Callable[[ContextFlow], pd.DataFrame],
+) -> pd.DataFrame:
     layers = list(range(model.cfg.n_layers)) if layers is None else list(layers)
     acts, labels = _flow_cache(model, input, layers, destinations, example)
-    frames = [_layer_flow(model, acts, labels, layer, destinations).graph(threshold) for layer in layers]
+    frames = [table(_layer_flow(model, acts, labels, layer, destinations)) for layer in layers]
     return pd.concat(frames, ignore_index=True)

@@ -6,13 +6,15 @@ each step; `ablate` and `steer` place their edits at absolute positions, so the 
 without the cache (`use_past_kv_cache=False`, which re-runs every position on every step).
 
 Steering (activation addition, Turner et al. 2023): the difference of mean residuals between two prompt
-sets at a layer is added, times a coefficient, to resid_pre of that layer at chosen positions.
+sets at a layer is added, times a coefficient, to resid_pre of that layer at chosen positions (the
+`add` edit). Any edit works during generation: `with edited(model, [(site, edit)]): generate(...)`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import Literal
 
 import torch
 from jaxtyping import Float
@@ -20,11 +22,12 @@ from torch import Tensor
 
 from interp import generation
 from interp.analysis.ablation import Method, ablate
-from interp.analysis.runner import Input, prepare
-from interp.analysis.specs import Spec
-from interp.hooks import HookPoint
-from interp.layers.sequence_info import with_cached_positions
+from interp.analysis.edits import add, masked_mean
+from interp.analysis.engine import Input, Until, edited, prepare, read_index, reference_runs
+from interp.analysis.specs import ResidPre, Spec
 from interp.transformer import HookedTransformer
+
+_UNSET = object()
 
 
 def generate(
@@ -92,30 +95,29 @@ def steering_vector(
     negative: Input,
     layer: int,
     *,
-    pos: int | None = -1,
+    read_pos: int | Literal["all"] | None = None,
+    pos: int | None | object = _UNSET,
 ) -> Float[Tensor, " d_model"]:
     """mean(resid_pre[layer] | positive) − mean(resid_pre[layer] | negative).
 
-    `pos=-1` takes each prompt's last real token; `pos=None` averages over all real tokens.
+    `read_pos=None` reads each prompt's last real token, an int one position, `"all"` averages over every
+    real token. Deprecated: `pos=` (-1 for the last real token, None for all).
     """
+    if pos is not _UNSET:
+        read_pos = "all" if pos is None else (None if pos == -1 else pos)  # type: ignore[assignment]
     if not 0 <= layer < model.cfg.n_layers:
         raise ValueError(f"layer {layer} out of range; the model has {model.cfg.n_layers} layers")
-    return _mean_resid(model, positive, layer, pos) - _mean_resid(model, negative, layer, pos)
+    return _mean_resid(model, positive, layer, read_pos) - _mean_resid(model, negative, layer, read_pos)
 
 
-def _mean_resid(model: HookedTransformer, prompts: Input, layer: int, pos: int | None) -> Tensor:
+def _mean_resid(model: HookedTransformer, prompts: Input, layer: int, read_pos: int | str | None) -> Tensor:
     p = prepare(model, prompts)
-    name = f"blocks.{layer}.hook_resid_pre"
-    _, cache = model.run_with_cache(
-        p.tokens, names_filter=name, attention_mask=p.mask, stop_at_layer=layer + 1
-    )
-    resid = cache[name]
-    real = torch.ones_like(p.tokens, dtype=torch.bool) if p.mask is None else p.mask.bool()
-    if pos is None:
-        return (resid * real[..., None]).sum((0, 1)) / real.sum()
-    if pos == -1:
-        return resid[torch.arange(p.batch), p.last_pos()].mean(0)
-    return resid[:, pos].mean(0)
+    site = ResidPre(layer)
+    (run,) = reference_runs(model, [p], [site.hook_name], Until(layer + 1))
+    resid = run.acts[site.hook_name]
+    if read_pos == "all":
+        return masked_mean(resid, p.mask, 1, per_position=False).flatten()
+    return resid[torch.arange(p.batch), read_index(p, read_pos)].mean(0)  # type: ignore[arg-type]
 
 
 @contextmanager
@@ -124,32 +126,20 @@ def steer(
     vector: Float[Tensor, " d_model"],
     layer: int,
     coeff: float = 1.0,
-    positions: int | Sequence[int] | slice | None = None,
+    pos: int | Sequence[int] | None = None,
+    *,
+    positions: int | Sequence[int] | None = None,
 ) -> Iterator[HookedTransformer]:
-    """Add coeff · vector to resid_pre[layer] at `positions` (None: all) in every forward inside the block.
+    """Add coeff · vector to resid_pre[layer] at `pos` (None: all) in every forward inside the block.
 
-    Positions that a (shorter) forward does not have are skipped, so prompt-position steering also works
-    while `generate` grows the sequence.
+    `add(vector, coeff)` at `ResidPre(layer, pos)`. Positions that a (shorter) forward does not have are
+    skipped, so prompt-position steering also works while `generate` grows the sequence.
+    Deprecated: `positions=` for `pos=`.
     """
+    pos = pos if positions is None else positions
     if not 0 <= layer < model.cfg.n_layers:
         raise ValueError(f"layer {layer} out of range; the model has {model.cfg.n_layers} layers")
     if vector.shape != (model.cfg.d_model,):
         raise ValueError(f"steering vector must have shape ({model.cfg.d_model},), got {tuple(vector.shape)}")
-    delta = coeff * vector.detach()
-
-    def add(resid: Tensor, hook: HookPoint) -> Tensor:
-        new = resid.shape[1]
-        resid, start = with_cached_positions(resid)  # absolute positions, also under a KV cache
-        n_pos = resid.shape[1]
-        if positions is None:
-            where: slice | list[int] = slice(None)
-        elif isinstance(positions, slice):
-            where = positions
-        else:
-            ps = [positions] if isinstance(positions, int) else list(positions)
-            where = [p for p in ps if -n_pos <= p < n_pos]
-        resid[:, where] += delta.to(resid)
-        return resid.narrow(1, start, new)
-
-    with model.hooks([(f"blocks.{layer}.hook_resid_pre", add)]):
+    with edited(model, [(ResidPre(layer, pos), add(vector, coeff))], strict=False):
         yield model

@@ -17,38 +17,48 @@ import pandas as pd
 import torch
 from torch import Tensor
 
+from interp.analysis.engine import Input, ReadPos, TokenLike, prepare, read_index, token_ids
 from interp.analysis.metrics import upcast
-from interp.analysis.runner import Input, ReadPos, TokenLike, prepare, read_index, token_ids
+from interp.analysis.specs import MLP, Embed, Head, MLPPost, PosEmbed, ResidFinal, ResidPre, head_outputs
+from interp.cache import act_name
 from interp.transformer import HookedTransformer
+
+_UNSET = object()
 
 
 def logit_lens(
     model: HookedTransformer,
     input: Input,
-    target: TokenLike | None = None,
+    answer: TokenLike | None = None,
     *,
     k: int = 5,
-    positions: int | list[int] | Literal["last"] | None = None,
+    read_pos: int | list[int] | Literal["all"] | None = "all",
+    positions: object = _UNSET,
+    target: TokenLike | None = None,
 ) -> pd.DataFrame:
-    """One row per (example, layer, pos): top-k tokens, target probability and rank, KL to the final output.
+    """One row per (example, layer, pos): top-k tokens, answer probability and rank, KL to the final output.
 
-    `target` (one id, or one per example) defaults to the model's final top prediction at each position.
-    Columns: example, layer, pos, top_ids, top_probs (and top_tokens with a tokenizer), target,
-    target_prob, target_rank (0 = top), kl_to_final (KL(final ‖ layer), nats).
-    `positions="last"` reads each example's last real token, which differs per row in a padded batch;
-    padding positions never get rows.
+    `answer` (one id, or one per example) defaults to the model's final top prediction at each position.
+    `read_pos` is "all" (every position, the default), None (each example's last real token, which differs
+    per row in a padded batch), an int or a list. Padding positions never get rows.
+    Columns: example, layer, pos, top_ids, top_probs (and top_tokens with a tokenizer), target (the answer
+    id), target_prob, target_rank (0 = top), kl_to_final (KL(final ‖ layer), nats).
+    Deprecated: `positions=` (None for all, "last" for the last real token) and `target=` for `answer=`.
     """
+    if positions is not _UNSET:
+        read_pos = "all" if positions is None else None if positions == "last" else positions  # type: ignore[assignment]
+    answer = answer if target is None else target
     prompt = prepare(model, input)
     n = model.cfg.n_layers
-    if positions == "last":
+    if read_pos is None:
         idx = prompt.last_pos()[:, None]
     else:
         pos = (
             list(range(prompt.n_pos))
-            if positions is None
-            else [positions]
-            if isinstance(positions, int)
-            else positions
+            if read_pos == "all"
+            else [read_pos]
+            if isinstance(read_pos, int)
+            else read_pos
         )
         bad = [p for p in pos if not -prompt.n_pos <= p < prompt.n_pos]
         if bad:
@@ -57,14 +67,14 @@ def logit_lens(
     idx = idx.to(prompt.tokens.device)
     rows = torch.arange(prompt.batch, device=idx.device)[:, None]
     n_read = idx.shape[1]
-    names = [f"blocks.{layer}.hook_resid_pre" for layer in range(n)] + [f"blocks.{n - 1}.hook_resid_post"]
+    names = [ResidPre(layer).hook_name for layer in range(n)] + [ResidFinal().at(model).hook_name]
     _, cache = model.run_with_cache(prompt.tokens, names_filter=names, attention_mask=prompt.mask)
     with torch.no_grad():
         final = upcast(model.unembed(model.ln_final(cache[names[-1]][rows, idx]))).log_softmax(-1)
-    if target is None:
+    if answer is None:
         tgt = final.argmax(-1)  # [batch, pos]
     else:
-        tgt = token_ids(model, target, prompt.batch)[:, None].expand(-1, n_read)
+        tgt = token_ids(model, answer, prompt.batch)[:, None].expand(-1, n_read)
     frames = []
     for layer, name in enumerate(names):
         with torch.no_grad():
@@ -101,40 +111,43 @@ def logit_lens(
 def direct_logit_attribution(
     model: HookedTransformer,
     input: Input,
-    target: TokenLike,
+    answer: TokenLike | None = None,
     incorrect: TokenLike | None = None,
     *,
     read_pos: ReadPos = None,
     neurons: bool = False,
+    target: TokenLike | None = None,
 ) -> pd.DataFrame:
-    """Each component's direct contribution to logit[target] (− logit[incorrect]), averaged over the batch.
+    """Each component's direct contribution to logit[answer] (− logit[incorrect]), averaged over the batch.
 
     Rows: embed, pos_embed (learned positions), one per head, attn_bias and mlp per layer; with
     `neurons`, one per MLP neuron plus mlp_bias instead of mlp. The attributions sum to the logit (or
     logit difference) minus attrs["constant"]; attrs["logit"] is the model's actual value.
-    Columns: component, layer, head, neuron, attribution.
+    Columns: component, layer, head, neuron, attribution. Deprecated: `target=` for `answer=`.
     """
+    answer = answer if target is None else target
+    if answer is None:
+        raise ValueError("direct logit attribution needs an answer token (answer=...)")
     prompt = prepare(model, input)
     index = read_index(prompt, read_pos)
     if not isinstance(index, Tensor):
         raise ValueError("direct logit attribution reads one position per example; give read_pos as an int")
     cfg = model.cfg
-    ids = token_ids(model, target, prompt.batch)
+    ids = token_ids(model, answer, prompt.batch)
     direction = model.tokens_to_residual_directions(ids)  # [batch, d_model], ln_final.w folded in
     const = _readout_constant(model, ids)
     if incorrect is not None:
         wrong = token_ids(model, incorrect, prompt.batch)
         direction = direction - model.tokens_to_residual_directions(wrong)
         const = const - _readout_constant(model, wrong)
-    names = ["ln_final.hook_scale", "hook_embed"] + (
-        ["hook_pos_embed"] if model.pos_embed is not None else []
-    )
-    names += [f"blocks.{layer}.{h}" for layer in range(cfg.n_layers) for h in ("attn.hook_z", "hook_mlp_out")]
-    if neurons:
-        names += [f"blocks.{layer}.mlp.hook_post" for layer in range(cfg.n_layers)]
+    scale_name = act_name("scale")  # ln_final's scale, frozen at this run's value
+    embeds = [Embed(), *([PosEmbed()] if model.pos_embed is not None else [])]
+    names = [scale_name, *(e.hook_name for e in embeds)]
+    for layer in range(cfg.n_layers):
+        names += [Head(layer, 0).hook_name, (MLPPost(layer) if neurons else MLP(layer)).hook_name]
     logits, cache = model.run_with_cache(prompt.tokens, names_filter=names, attention_mask=prompt.mask)
     rows = torch.arange(prompt.batch, device=index.device)
-    scale = cache["ln_final.hook_scale"][rows, index]  # [batch, 1]
+    scale = cache[scale_name][rows, index]  # [batch, 1]
 
     def attr(x: Tensor) -> Tensor:
         """[batch, ..., d_model] at the read positions -> mean over the batch of its logit contribution."""
@@ -144,32 +157,21 @@ def direct_logit_attribution(
 
     out: list[dict] = []
     with torch.no_grad():
-        for name in ("embed", "pos_embed"):
-            if f"hook_{name}" in cache:
-                out.append(
-                    {"component": name, "attribution": float(attr(cache[f"hook_{name}"][rows, index]))}
-                )
+        for e in embeds:
+            out.append({"component": e.kind, "attribution": float(attr(cache[e.hook_name][rows, index]))})
         for layer in range(cfg.n_layers):
             block = model.blocks[layer]
-            z = cache[f"blocks.{layer}.attn.hook_z"][rows, index]  # [batch, head, d_head]
-            heads = attr(torch.einsum("bhd,hdm->bhm", z, block.attn.W_O))
-            out += [
-                {"component": "head", "layer": layer, "head": h, "attribution": float(v)}
-                for h, v in enumerate(heads)
-            ]
+            z = cache[Head(layer, 0).hook_name][rows, index]  # [batch, head, d_head]
+            out += _rows("head", layer, attr(head_outputs(z, block.attn.W_O)))
             if block.attn.b_O is not None:
                 b_O = block.attn.b_O.expand(prompt.batch, -1)
                 out.append({"component": "attn_bias", "layer": layer, "attribution": float(attr(b_O))})
             if not neurons:
-                mlp = cache[f"blocks.{layer}.hook_mlp_out"][rows, index]
+                mlp = cache[MLP(layer).hook_name][rows, index]
                 out.append({"component": "mlp", "layer": layer, "attribution": float(attr(mlp))})
                 continue
-            post = cache[f"blocks.{layer}.mlp.hook_post"][rows, index]  # [batch, d_mlp]
-            per_neuron = attr(post[..., None] * block.mlp.W_out)  # [d_mlp]
-            out += [
-                {"component": "neuron", "layer": layer, "neuron": i, "attribution": float(v)}
-                for i, v in enumerate(per_neuron)
-            ]
+            post = cache[MLPPost(layer).hook_name][rows, index]  # [batch, d_mlp]
+            out += _rows("neuron", layer, attr(post[..., None] * block.mlp.W_out))  # one per neuron
             if block.mlp.b_out is not None:
                 b_out = block.mlp.b_out.expand(prompt.batch, -1)
                 out.append({"component": "mlp_bias", "layer": layer, "attribution": float(attr(b_out))})
@@ -183,6 +185,14 @@ def direct_logit_attribution(
         actual = actual - upcast(logits[rows, index]).gather(-1, wrong[:, None]).squeeze(-1)
     df.attrs.update(logit=float(actual.mean()), constant=float(const.mean()))
     return df
+
+
+def _rows(component: str, layer: int, values: Tensor) -> list[dict]:
+    """One row per head or neuron of a layer."""
+    return [
+        {"component": component, "layer": layer, component: i, "attribution": float(v)}
+        for i, v in enumerate(values)
+    ]
 
 
 def _readout_constant(model: HookedTransformer, ids: Tensor) -> Tensor:

@@ -48,7 +48,8 @@ class UnboundMetric:
 
 def bind(metric: Metric, model: Any) -> Metric:
     """Resolve a string metric's tokens with `model`'s tokenizer; any other callable is returned unchanged."""
-    return metric.bind(model) if isinstance(metric, UnboundMetric) else metric
+    # Any object with a `bind(model)` method (an UnboundMetric, or a user's own) is bound the same way.
+    return metric.bind(model) if callable(getattr(metric, "bind", None)) else metric
 
 
 def _has_text(tokens: object) -> bool:

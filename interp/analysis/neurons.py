@@ -17,81 +17,87 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from interp.analysis.metrics import upcast
-from interp.analysis.runner import (
-    CellRun,
-    Edit,
+from interp.analysis.edits import At, scale
+from interp.analysis.engine import (
     Input,
+    Logits,
     ReadPos,
     TokenLike,
-    cached_run,
-    edits_by_hook,
+    forward,
     prepare,
     prob_change,
     read_index,
+    reference_runs,
     token_ids,
-    unembed_at,
 )
-from interp.analysis.specs import Neuron, Spec, cell_row, cell_sites, validate_cells
-from interp.hooks import HookPoint
+from interp.analysis.metrics import upcast
+from interp.analysis.specs import (
+    MLPPost,
+    Neuron,
+    ResidPre,
+    cell_row,
+    cell_sites,
+    check_layers,
+    validate_cells,
+)
 from interp.transformer import HookedTransformer
-
-
-def _layers(model: HookedTransformer, layers: Sequence[int] | None) -> list[int]:
-    n = model.cfg.n_layers
-    out = list(range(n)) if layers is None else list(layers)
-    bad = [layer for layer in out if not 0 <= layer < n]
-    if bad:
-        raise ValueError(f"layers {bad} out of range; the model has {n} layers (0..{n - 1})")
-    return out
 
 
 def knowledge_neurons(
     model: HookedTransformer,
     prompt: Input,
-    target: TokenLike,
+    answer: TokenLike | None = None,
     *,
     layers: Sequence[int] | None = None,
     steps: int = 20,
     read_pos: ReadPos = None,
     progress: bool | None = None,
+    target: TokenLike | None = None,
 ) -> pd.DataFrame:
-    """Integrated-gradients attribution of every neuron (at the read position), sorted high to low.
+    """Integrated-gradients attribution of P(answer) to every neuron (at the read position), high to low.
 
     Batched prompts are attributed separately and averaged (Dai et al. aggregate over paraphrases).
     One forward and one backward of `steps` × batch rows per layer, each starting at that layer.
-    Columns: layer, neuron, activation (mean over the batch), attribution.
+    Columns: layer, neuron, activation (mean over the batch), attribution. Deprecated: `target=`.
     """
+    answer = answer if target is None else target
+    if answer is None:
+        raise ValueError("knowledge neurons need the answer token (answer=...)")
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
     base = prepare(model, prompt)
-    layers = _layers(model, layers)
+    layers = check_layers(model, layers)
     index = read_index(base, read_pos)
     if not isinstance(index, Tensor):
         raise ValueError("knowledge neurons read one position per example; give read_pos as an int")
-    ids = token_ids(model, target, base.batch)
-    names = [f"blocks.{layer}.{h}" for layer in layers for h in ("hook_resid_pre", "mlp.hook_post")]
-    run = cached_run(model, base, names, index)
+    ids = token_ids(model, answer, base.batch)
+    names = [site.hook_name for layer in layers for site in (ResidPre(layer), MLPPost(layer))]
+    (run,) = reference_runs(model, [base], names, Logits(read_pos))
     B, rows = base.batch, torch.arange(base.batch, device=index.device)
-    alphas = torch.arange(1, steps + 1, device=index.device, dtype=run.logits.dtype) / steps
+    alphas = torch.arange(1, steps + 1, device=index.device, dtype=run.acts[names[0]].dtype) / steps
     all_rows = torch.arange(steps * B, device=index.device)
     frames = []
-    for layer in tqdm(
-        layers, desc="integrated gradients", disable=not (progress or (progress is None and len(layers) > 8))
-    ):
-        w = run.cache[f"blocks.{layer}.mlp.hook_post"][rows, index]  # [batch, d_mlp]
+    show = progress or (progress is None and len(layers) > 8)
+    for layer in tqdm(layers, desc="integrated gradients", disable=not show):
+        site = MLPPost(layer)
+        w = run.acts[site.hook_name][rows, index]  # [batch, d_mlp]
         scaled = (alphas[:, None, None] * w).requires_grad_()  # [step, batch, d_mlp], a leaf
 
-        def put(act: Tensor, hook: HookPoint, scaled: Tensor = scaled) -> Tensor:
-            act = act.clone()
+        def put(
+            act: Tensor, at: At, scaled: Tensor = scaled
+        ) -> None:  # the path's point, at the read position
             act[all_rows, index.repeat(steps)] = scaled.flatten(0, 1)
-            return act
 
-        x = run.cache[f"blocks.{layer}.hook_resid_pre"].repeat(steps, 1, 1)
-        mask = None if base.mask is None else base.mask.repeat(steps, 1)
-        with torch.enable_grad(), model.hooks([(f"blocks.{layer}.mlp.hook_post", put)]):
-            resid = model(x, attention_mask=mask, start_at_layer=layer, stop_at_layer=model.cfg.n_layers)
-            logits = unembed_at(model, resid, index.repeat(steps))
+        logits, _ = forward(
+            model,
+            run.acts[ResidPre(layer).hook_name].repeat(steps, 1, 1),
+            base.repeat(steps),
+            Logits(read_pos),
+            start=layer,
+            plan={site.hook_name: [(slice(None), site, put)]},
+            grad=True,
+        )
+        with torch.enable_grad():
             p = upcast(logits).softmax(-1)[all_rows, ids.repeat(steps)]
             (grad,) = torch.autograd.grad(p.sum(), scaled)
         attribution = (w * grad.mean(0)).mean(0)  # Riemann sum of the path integral, then mean over prompts
@@ -123,13 +129,14 @@ def top_neurons(
     Columns: layer, neuron, activation.
     """
     base = prepare(model, prompt)
-    layers = _layers(model, layers)
+    layers = check_layers(model, layers)
     index = read_index(base, read_pos)
     if not isinstance(index, Tensor):
         raise ValueError("top_neurons reads one position per example; give read_pos as an int")
-    run = cached_run(model, base, [f"blocks.{layer}.mlp.hook_post" for layer in layers], index)
+    names = [MLPPost(layer).hook_name for layer in layers]
+    (run,) = reference_runs(model, [base], names, Logits(read_pos))
     rows = torch.arange(base.batch, device=index.device)
-    acts = torch.stack([run.cache[f"blocks.{layer}.mlp.hook_post"][rows, index].mean(0) for layer in layers])
+    acts = torch.stack([run.acts[name][rows, index].mean(0) for name in names])
     top = acts.flatten().topk(min(k, acts.numel()))
     d_mlp = model.cfg.d_mlp
     return pd.DataFrame(
@@ -160,45 +167,47 @@ def neuron_vocab(model: HookedTransformer, layer: int, neuron: int, k: int = 10)
     return df
 
 
-def _scale(site: Spec, factor: float) -> Edit:
-    def edit(rows: Tensor) -> None:
-        rows[site.selector] = rows[site.selector] * factor
-
-    return edit
-
-
 def neuron_effects(
     model: HookedTransformer,
     prompt: Input,
     neurons: Sequence[Neuron | Sequence[Neuron]],
-    target: TokenLike | None = None,
+    answer: TokenLike | None = None,
     *,
     factors: Sequence[float] = (0.0, 2.0),
     read_pos: ReadPos = None,
     max_rows: int = 256,
     progress: bool | None = None,
+    target: TokenLike | None = None,
 ) -> pd.DataFrame:
-    """P(target) with each neuron (or group of neurons) scaled by each factor: 0 suppresses, 2 amplifies.
+    """P(answer) with each neuron (or group of neurons) scaled by each factor: 0 suppresses, 2 amplifies.
 
-    `target` defaults to the unedited run's top prediction. Columns: the site's fields, factor, p_base,
-    p_new, relative_change = (p_new − p_base) / p_base. attrs: n_forward.
+    `answer` defaults to the unedited run's top prediction at `read_pos`. Columns: the site's fields,
+    factor, p_base, p_new, relative_change = (p_new − p_base) / p_base. attrs: n_forward, target (the
+    answer ids). Deprecated: `target=` for `answer=`.
     """
     base = prepare(model, prompt)
     cells_in = list(neurons)
     validate_cells(model, cells_in, base.n_pos)
     if any(not isinstance(s, Neuron) for c in cells_in for s in cell_sites(c)):
         raise TypeError("neuron_effects takes Neuron specs (or groups of them)")
-    index = read_index(base, read_pos)
-    groups = [cell_sites(c) for c in cells_in]
     cells, rows = [], []
-    for cell, g in zip(cells_in, groups, strict=True):
+    for cell in cells_in:
         for f in factors:
-            edits = [(s.hook_name, _scale(s, f)) for s in g]
-            cells.append(CellRun(min(s.layer for s in g), edits_by_hook(edits)))
+            cells.append([(s, scale(f)) for s in cell_sites(cell)])
             rows.append({**cell_row(cell), "factor": f})
-
-    df, ids = prob_change(
-        model, base, cells, rows, index, target, desc="neuron edits", max_rows=max_rows, progress=progress
+    run, ids, p_base = prob_change(
+        model,
+        base,
+        cells,
+        answer if target is None else target,
+        read_pos,
+        desc="neuron edits",
+        max_rows=max_rows,
+        progress=progress,
     )
-    df.attrs.update(target=ids.tolist())
+    df = pd.DataFrame(rows)
+    df["p_base"] = float(p_base.mean())
+    df["p_new"] = [float(v[0]) for v in run.values]
+    df["relative_change"] = [float(v[1]) for v in run.values]
+    df.attrs.update(n_forward=run.n_forward, target=ids.tolist())
     return df

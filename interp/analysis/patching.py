@@ -4,13 +4,12 @@ Following pyvene's (base, source) convention, `patch` copies the source's activa
 Denoising runs the corrupted prompt and restores clean activations (`denoise`); noising runs the clean
 prompt and inserts corrupted ones (`noise`). Sites are specs from `interp.analysis.specs`:
 
-    df = denoise(model, clean, corrupted, Resid.every(model, n_pos), logit_diff(paris, rome))
+    df = denoise(model, clean, corrupted, ResidPre.every(model, n_pos), logit_diff(paris, rome))
     df = denoise(model, clean, corrupted, Head.every(model), metric)         # head outputs, all positions
 
-Every cell (a site, or a group of sites patched together) is an edited copy of the base run; copies are
-stacked along the batch axis and each forward starts at the patched block (see `runner`). The result has
-one row per cell and `df.attrs["n_forward"]` counts the forwards, the reference run (base and source
-stacked in one batch) included.
+Each cell (a site, or a group of sites patched together) is `patch_from(source)` at its sites, one cell of
+the sweep engine (`interp.analysis.engine`). The result has one row per cell and `df.attrs["n_forward"]`
+counts the forwards, the reference run (base and source stacked in one batch) included.
 """
 
 from __future__ import annotations
@@ -18,36 +17,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import pandas as pd
-import torch
-from torch import Tensor
 
+from interp.analysis.edits import patch_from
+from interp.analysis.engine import Input, Logits, Metric, ReadPos, check_aligned, prepare, scalar, sweep
 from interp.analysis.metrics import bind
-from interp.analysis.runner import (
-    CellRun,
-    Edit,
-    Input,
-    Metric,
-    Prompt,
-    ReadPos,
-    cached_run,
-    check_aligned,
-    edits_by_hook,
-    prepare,
-    read_index,
-    run_cells,
-    scalar,
-)
-from interp.analysis.specs import Cell, Selector, cell_row, cell_sites, validate_cells
+from interp.analysis.specs import Cell, cell_row, cell_sites, validate_cells
 from interp.transformer import HookedTransformer
-
-
-def copy_edit(source: Tensor, selector: Selector) -> Edit:
-    """An edit that overwrites the selected slice with the same slice of `source` ([B, ...])."""
-
-    def edit(rows: Tensor) -> None:
-        rows[selector] = source[selector]
-
-    return edit
 
 
 def patch(
@@ -63,70 +38,37 @@ def patch(
 ) -> pd.DataFrame:
     """Metric of the base run with each cell's activations taken from the source run, one row per cell.
 
-    `metric` receives the logits at `read_pos` (default: each example's last real token), `[batch, d_vocab]`.
-    Columns: the site's fields, `metric`, and `normalized` = (M − M_base) / (M_source − M_base).
-    attrs: n_forward, n_cells, n_skipped (cells whose source and base activations are equal, so they
-    need no forward), base_metric, source_metric.
+    `metric` receives the logits at `read_pos` only (default: each example's last real token),
+    `[batch, d_vocab]` (`[batch, k, d_vocab]` for k read positions), not TransformerLens's all-position logits.
+    Columns: the site's fields, `metric`, and `normalized` = (M − M_base) / (M_source − M_base), which is
+    NaN on purpose when M_source = M_base (no gap to recover). attrs: n_forward, n_cells, n_skipped (cells
+    whose source and base activations are equal, so they need no forward), base_metric, source_metric.
     """
-    metric = bind(metric, model)  # a string metric gets its token ids from this model's tokenizer
     base_p, source_p = prepare(model, base), prepare(model, source)
     check_aligned(source_p, base_p, ("source", "base"))
     sites = list(sites)
     validate_cells(model, sites, base_p.n_pos)
-    index = read_index(base_p, read_pos)
-    groups = [cell_sites(c) for c in sites]
-    starts = [min(s.layer for s in g) for g in groups]
-    names = [s.hook_name for g in groups for s in g]
-    # Both reference runs in one forward of 2B rows: bigger matmuls, one pass over the weights.
-    B = base_p.batch
-    mask = None if base_p.mask is None else torch.cat([base_p.mask, source_p.mask])
-    both = Prompt(torch.cat([base_p.tokens, source_p.tokens]), mask)
-    resid_names = [f"blocks.{layer}.hook_resid_pre" for layer in set(starts)]
-    run = cached_run(
-        model, both, [*resid_names, *names], index.repeat(2) if isinstance(index, Tensor) else index
-    )
-    base_resid = {name: run.cache[name][:B] for name in resid_names}
-    base_acts = {name: run.cache[name][:B] for name in names}
-    source = {name: run.cache[name][B:] for name in names}
-    # A cell whose source slice equals the base slice (e.g. any position before the first corrupted token)
-    # cannot change the run; it gets the base metric without a forward.
-    live = [
-        i
-        for i, g in enumerate(groups)
-        if not all(
-            torch.equal(source[s.hook_name][s.selector], base_acts[s.hook_name][s.selector]) for s in g
-        )
-    ]
-    cells = [
-        CellRun(
-            starts[i],
-            edits_by_hook([(s.hook_name, copy_edit(source[s.hook_name], s.selector)) for s in groups[i]]),
-        )
-        for i in live
-    ]
-    values, n_forward = run_cells(
+    metric = bind(metric, model)
+    edit = patch_from(source_p)
+    run = sweep(
         model,
         base_p,
-        lambda layer: base_resid[f"blocks.{layer}.hook_resid_pre"],
-        cells,
+        [[(s, edit) for s in cell_sites(c)] for c in sites],
         metric,
-        index,
+        readout=Logits(read_pos),
         max_rows=max_rows,
         progress=progress,
         desc="patching",
     )
-    m_base, m_source = scalar(metric(run.logits[:B])), scalar(metric(run.logits[B:]))
-    metrics = [m_base] * len(sites)
-    for i, v in zip(live, values, strict=True):
-        metrics[i] = scalar(v)
+    m_base, m_source = scalar(run.base), scalar(metric(run.sources[id(source_p)]))
     df = pd.DataFrame([cell_row(c) for c in sites])
-    df["metric"] = metrics
+    df["metric"] = [scalar(v) for v in run.values]
     gap = m_source - m_base
     df["normalized"] = (df["metric"] - m_base) / gap if gap != 0 else float("nan")
     df.attrs.update(
-        n_forward=n_forward + 1,
+        n_forward=run.n_forward,
         n_cells=len(sites),
-        n_skipped=len(sites) - len(live),
+        n_skipped=sum(run.skipped),
         base_metric=m_base,
         source_metric=m_source,
     )
@@ -136,12 +78,18 @@ def patch(
 def denoise(
     model: HookedTransformer, clean: Input, corrupted: Input, sites: Sequence[Cell], metric: Metric, **kwargs
 ) -> pd.DataFrame:
-    """Run the corrupted prompt, restoring one clean activation per cell (what TransformerLens computes)."""
+    """Run the corrupted prompt, restoring one clean activation per cell (what TransformerLens computes).
+
+    `metric` receives the logits at `read_pos` only, [batch, d_vocab]; columns and attrs as in `patch`.
+    """
     return patch(model, corrupted, clean, sites, metric, **kwargs)
 
 
 def noise(
     model: HookedTransformer, clean: Input, corrupted: Input, sites: Sequence[Cell], metric: Metric, **kwargs
 ) -> pd.DataFrame:
-    """Run the clean prompt, inserting one corrupted activation per cell: which sites are necessary."""
+    """Run the clean prompt, inserting one corrupted activation per cell: which sites are necessary.
+
+    `metric` receives the logits at `read_pos` only, [batch, d_vocab]; columns and attrs as in `patch`.
+    """
     return patch(model, clean, corrupted, sites, metric, **kwargs)

@@ -3,42 +3,35 @@
 1. Clean run: P(o), the probability of the answer o.
 2. Corrupted runs: Gaussian noise (3x the embedding standard deviation) on the subject tokens' embeddings,
    one noise sample per batch row: P*(o), averaged over samples.
-3. For every (layer, position), the corrupted runs again with one clean state restored there (the hidden
-   state after the block, the MLP output or the attention output; optionally a window of layers):
-   P*_restored(o).
+3. For every (layer, position), the corrupted runs again with one clean state restored there (by default
+   the hidden state after the block, `ResidPost`; or `MLP`, `Attn`, any layer-wide site; optionally a window
+   of layers): P*_restored(o).
 
-Total effect TE = P(o) − P*(o); indirect effect IE = P*_restored(o) − P*(o). All restorations run
-batched, each starting at the restored block from the corrupted run's cached residual.
+Total effect TE = P(o) − P*(o); indirect effect IE = P*_restored(o) − P*(o). On the engine: the corrupted
+run is the base (its edit, `add_noise` at `Embed(subject)`), each restoration a cell of `patch_from(clean)`
+at the window's sites, so restorations run batched, each from the corrupted run's residual at its first
+layer, and those that change nothing (positions before the subject) need no forward.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+import warnings
 
 import pandas as pd
 import torch
 from torch import Tensor
 
+from interp.analysis.edits import add_noise, patch_from
+from interp.analysis.engine import Input, Prompt, TokenLike, layer_window, prepare, scalar, sweep, token_ids
 from interp.analysis.metrics import prob
-from interp.analysis.patching import copy_edit
-from interp.analysis.runner import (
-    CellRun,
-    Input,
-    Prompt,
-    TokenLike,
-    cached_run,
-    edits_by_hook,
-    layer_window,
-    prepare,
-    run_cells,
-    scalar,
-    token_ids,
-)
-from interp.analysis.specs import MLP, Attn, Resid, Spec
-from interp.hooks import HookPoint
+from interp.analysis.specs import MLP, Attn, Embed, ResidPost, Site
 from interp.transformer import HookedTransformer
 
-Kind = Literal["resid", "mlp", "attn"]
+KINDS: dict[str, type[Site]] = {
+    "resid": ResidPost,
+    "mlp": MLP,
+    "attn": Attn,
+}  # the deprecated `kind=` strings
 
 
 def subject_span(model: HookedTransformer, tokens: Tensor, subject: str | tuple[int, int]) -> tuple[int, int]:
@@ -64,21 +57,13 @@ def subject_span(model: HookedTransformer, tokens: Tensor, subject: str | tuple[
     return start, end
 
 
-def _site(kind: Kind, layer: int, pos: int) -> Spec:
-    if kind == "resid":
-        return Resid(layer, pos, "post")  # ROME's hidden state h_i^(l) is the block's output
-    if kind == "mlp":
-        return MLP(layer, pos)
-    return Attn(layer, pos)
-
-
 def causal_trace(
     model: HookedTransformer,
     prompt: Input,
     subject: str | tuple[int, int],
-    target: TokenLike | None = None,
+    answer: TokenLike | None = None,
     *,
-    kind: Kind = "resid",
+    site: type[Site] = ResidPost,
     window: int = 1,
     n_samples: int = 10,
     noise_scale: float = 3.0,
@@ -86,17 +71,30 @@ def causal_trace(
     seed: int = 0,
     max_rows: int = 256,
     progress: bool | None = None,
+    kind: str | None = None,
+    target: TokenLike | None = None,
 ) -> pd.DataFrame:
     """Indirect effect of restoring each (layer, position); one row per cell.
 
-    `target` defaults to the clean run's top prediction. `window` restores layers
-    [l − window//2, l + window//2] around l, clipped (ROME uses 10 for MLP and attention traces).
+    `site` is the layer-wide spec restored (`ResidPost`, `MLP`, `Attn`, `ResidMid`, ...). `answer` defaults
+    to the clean run's top prediction; the metric is P(answer) at the last position. `window` restores
+    `layer_window(l, window)`: [l − window//2, l − window//2 + window), clipped (ROME uses 10 for MLP
+    and attention traces; an even window has one layer more below l than above it).
     `noise` ([n_samples, subject tokens, d_model]) overrides the seeded Gaussian noise.
-    Columns: kind, layer, pos, token, subject (bool), p_restored, indirect_effect.
-    attrs: p_clean, p_corrupted, total_effect, target, subject_span, n_forward.
+    Columns: kind (the site's kind), layer, pos, token, subject (bool), p_restored, indirect_effect.
+    attrs: p_clean, p_corrupted, total_effect, target (the answer id), subject_span, n_forward.
+    Deprecated: `kind="resid" | "mlp" | "attn"` for `site=`, `target=` for `answer=`.
     """
-    if kind not in ("resid", "mlp", "attn"):
-        raise ValueError(f"kind must be 'resid', 'mlp' or 'attn', got {kind!r}")
+    if kind is not None:
+        if kind not in KINDS:
+            raise ValueError(f"kind must be 'resid', 'mlp' or 'attn', got {kind!r}")
+        warnings.warn(
+            "causal_trace(kind=...) is deprecated: pass site=ResidPost, MLP or Attn",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        site = KINDS[kind]
+    answer = answer if target is None else target
     if window < 1 or n_samples < 1:
         raise ValueError(f"window and n_samples must be >= 1, got {window} and {n_samples}")
     clean = prepare(model, prompt)
@@ -106,66 +104,58 @@ def causal_trace(
     n, n_pos = model.cfg.n_layers, clean.n_pos
     if noise is None:
         std = noise_scale * float(model.W_E.detach().float().std())
-        gen = torch.Generator().manual_seed(seed)
-        noise = torch.randn(n_samples, end - start, model.cfg.d_model, generator=gen) * std
+        noise = (
+            torch.randn(
+                n_samples, end - start, model.cfg.d_model, generator=torch.Generator().manual_seed(seed)
+            )
+            * std
+        )
     elif noise.shape != (n_samples, end - start, model.cfg.d_model):
         raise ValueError(
             f"noise must have shape {(n_samples, end - start, model.cfg.d_model)}, got {tuple(noise.shape)}"
         )
-    noise = noise.to(model.W_E)
-
-    kinds = [_site(kind, layer, 0).hook_name for layer in range(n)]
-    last = torch.tensor([n_pos - 1], device=clean.tokens.device)
-    clean_run = cached_run(model, clean, kinds, last)
-    answer = clean_run.logits.argmax(-1) if target is None else token_ids(model, target, 1)
-    metric = prob(answer[0])
-
-    def corrupt(x: Tensor, hook: HookPoint) -> Tensor:
-        x = x.clone()
-        x[:, start:end] += noise
-        return x
-
-    noisy = Prompt(clean.tokens.repeat(n_samples, 1), None)
-    resid_names = [f"blocks.{layer}.hook_resid_pre" for layer in range(n)]
-    corr_run = cached_run(model, noisy, resid_names, last.repeat(n_samples), hooks=[("hook_embed", corrupt)])
-
-    rows, cells, live = [], [], []
-    for layer in range(n):
-        layers = layer_window(layer, window, n)
-        for pos in range(n_pos):
-            rows.append({"kind": kind, "layer": layer, "pos": pos, "subject": start <= pos < end})
-            if pos < start:
-                continue  # the noise cannot reach positions before the subject: restoring them is a no-op
-            sites = [_site(kind, w, pos) for w in layers]
-            edits = [(s.hook_name, copy_edit(clean_run.cache[s.hook_name], s.selector)) for s in sites]
-            cells.append(CellRun(layers[0], edits_by_hook(edits)))
-            live.append(len(rows) - 1)
-    values, n_forward = run_cells(
+    extra = int(answer is None)
+    if answer is None:  # the clean run's top prediction (one forward of one row)
+        with torch.no_grad():
+            answer = model(clean.tokens, stop_at_layer=n)[:, -1]
+            answer = int(model.unembed(model.ln_final(answer)).argmax(-1))
+    target_id = int(token_ids(model, answer, 1)[0])
+    metric = prob(target_id)
+    restore = patch_from(clean)
+    grid = [(layer, pos) for layer in range(n) for pos in range(n_pos)]
+    cells = [[(site(w, pos), restore) for w in layer_window(layer, window, n)] for layer, pos in grid]
+    run = sweep(
         model,
-        noisy,
-        lambda layer: corr_run.cache[f"blocks.{layer}.hook_resid_pre"],
+        Prompt(clean.tokens.repeat(n_samples, 1), None),
         cells,
         metric,
-        last.repeat(n_samples),
+        base_edits=[(Embed(tuple(range(start, end))), add_noise(noise.to(model.W_E)))],
         max_rows=max_rows,
         progress=progress,
         desc="causal trace",
     )
-    p_clean, p_corr = scalar(metric(clean_run.logits)), scalar(metric(corr_run.logits))
-    df = pd.DataFrame(rows)
+    p_clean, p_corr = scalar(metric(run.sources[id(clean)])), scalar(run.base)
     names = model.to_str_tokens(clean.tokens[0]) if model.tokenizer else clean.tokens[0].tolist()
-    df.insert(3, "token", [names[p] for p in df["pos"]])
-    restored = [p_corr] * len(rows)
-    for i, v in zip(live, values, strict=True):
-        restored[i] = scalar(v)
-    df["p_restored"] = restored
+    df = pd.DataFrame(
+        [
+            {
+                "kind": site.kind,
+                "layer": layer,
+                "pos": pos,
+                "token": names[pos],
+                "subject": start <= pos < end,
+            }
+            for layer, pos in grid
+        ]
+    )
+    df["p_restored"] = [scalar(v) for v in run.values]
     df["indirect_effect"] = df["p_restored"] - p_corr
     df.attrs.update(
         p_clean=p_clean,
         p_corrupted=p_corr,
         total_effect=p_clean - p_corr,
-        target=int(answer[0]),
+        target=target_id,
         subject_span=(start, end),
-        n_forward=n_forward + 2,
+        n_forward=run.n_forward + extra,
     )
     return df

@@ -12,6 +12,7 @@ from interp.hooks import HookPoint
 
 ACTIVATIONS = {
     "gelu_new": lambda x: F.gelu(x, approximate="tanh"),  # GPT-2's tanh approximation, one fused kernel
+    "gelu_pytorch_tanh": lambda x: F.gelu(x, approximate="tanh"),  # Gemma's name for the same function
     "gelu": F.gelu,
     "silu": F.silu,
     "relu": F.relu,

@@ -16,11 +16,11 @@ from interp.hooks import HookPoint
 
 
 class LayerNorm(nn.Module):
-    def __init__(self, cfg: ModelConfig) -> None:
+    def __init__(self, cfg: ModelConfig, length: int | None = None) -> None:
         super().__init__()
         self.eps = cfg.norm_eps
-        self.w = nn.Parameter(torch.ones(cfg.d_model))
-        self.b = nn.Parameter(torch.zeros(cfg.d_model))
+        self.w = nn.Parameter(torch.ones(length or cfg.d_model))
+        self.b = nn.Parameter(torch.zeros(length or cfg.d_model))
         self.hook_scale = HookPoint()  # [batch, pos, 1]
         self.hook_normalized = HookPoint()  # [batch, pos, d_model], before w and b
 
@@ -37,10 +37,12 @@ class LayerNorm(nn.Module):
 
 
 class RMSNorm(nn.Module):
-    def __init__(self, cfg: ModelConfig) -> None:
+    """RMSNorm. Gemma's (1 + w) form is folded into w by its loader, so one class serves every family."""
+
+    def __init__(self, cfg: ModelConfig, length: int | None = None) -> None:
         super().__init__()
         self.eps = cfg.norm_eps
-        self.w = nn.Parameter(torch.ones(cfg.d_model))
+        self.w = nn.Parameter(torch.ones(length or cfg.d_model))
         self.hook_scale = HookPoint()
         self.hook_normalized = HookPoint()
 
@@ -57,5 +59,21 @@ class RMSNorm(nn.Module):
         return x
 
 
-def make_norm(cfg: ModelConfig) -> LayerNorm | RMSNorm:
-    return {"layernorm": LayerNorm, "rmsnorm": RMSNorm}[cfg.norm](cfg)
+class HeadsRMSNorm(RMSNorm):
+    """OLMo 2's QK-norm: one RMSNorm over the whole projection [.., head, d_head], not per head."""
+
+    def forward(self, x: Float[Tensor, "batch pos head d_head"]) -> Float[Tensor, "batch pos head d_head"]:
+        return super().forward(x.flatten(-2)).unflatten(-1, x.shape[-2:])
+
+
+def make_norm(cfg: ModelConfig, length: int | None = None) -> LayerNorm | RMSNorm:
+    return {"layernorm": LayerNorm, "rmsnorm": RMSNorm}[cfg.norm](cfg, length)
+
+
+def make_qk_norms(cfg: ModelConfig) -> tuple[nn.Module | None, nn.Module | None]:
+    """(q_norm, k_norm) as TransformerLens names them, or (None, None). Always RMSNorm, as in every family."""
+    if cfg.norms.qk_norm == "head":
+        return RMSNorm(cfg, cfg.d_head), RMSNorm(cfg, cfg.d_head)
+    if cfg.norms.qk_norm == "full":
+        return HeadsRMSNorm(cfg, cfg.n_heads * cfg.d_head), HeadsRMSNorm(cfg, cfg.kv_heads * cfg.d_head)
+    return None, None

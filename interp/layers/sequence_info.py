@@ -13,6 +13,7 @@ from torch import Tensor
 
 if TYPE_CHECKING:
     from interp.kv_cache import KVCache
+    from interp.layers.rope import RotarySpec
 
 
 @dataclass
@@ -28,7 +29,7 @@ class SequenceInfo:
     offset: int = 0  # positions already in the KV cache, before this forward's first row
     kv_cache: KVCache | None = None  # the per-call cache attention layers read and extend (or None)
     _masks: dict[int | None, Tensor] = field(default_factory=dict, repr=False)
-    _rope: dict[tuple[int, float, torch.dtype], tuple[Tensor, Tensor]] = field(
+    _rope: dict[tuple[RotarySpec, torch.dtype], tuple[Tensor, Tensor]] = field(
         default_factory=dict, repr=False
     )
 
@@ -93,19 +94,27 @@ class SequenceInfo:
             self._masks[window] = allowed
         return self._masks[window]
 
-    def rope(self, d_head: int, base: float, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
-        """cos and sin [batch, pos, d_head] for rotary embeddings, computed as Hugging Face does.
+    def rope(self, spec: RotarySpec, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+        """cos and sin [batch, pos, spec.dim] for rotary embeddings, computed as Hugging Face does.
 
-        Computed once per forward in at least float32 and shared by every layer with the same (d_head, base).
+        Computed once per forward in at least float32 and shared by every layer with the same spec.
+        Length-dependent scalings (dynamic, longrope) read this forward's length, the largest position + 1.
         """
         compute = torch.promote_types(dtype, torch.float32)
-        key = (d_head, base, compute)
+        key = (spec, compute)
         if key not in self._rope:
             device = self.positions.device
-            inv_freq = 1.0 / (base ** (torch.arange(0, d_head, 2, device=device).to(compute) / d_head))
+            length = 0 if spec.scaling is None else int(self.positions.max()) + 1
+            inv_freq, attention_factor = spec.inv_freq(length, device, compute)
             freqs = self.positions[..., None].to(compute) * inv_freq
-            emb = torch.cat((freqs, freqs), dim=-1)
-            self._rope[key] = (emb.cos(), emb.sin())
+            if spec.adjacent_pairs:
+                emb = freqs.repeat_interleave(2, dim=-1)
+            else:
+                emb = torch.cat((freqs, freqs), dim=-1)
+            cos, sin = emb.cos(), emb.sin()
+            if attention_factor != 1.0:
+                cos, sin = cos * attention_factor, sin * attention_factor
+            self._rope[key] = (cos, sin)
         cos, sin = self._rope[key]
         return cos.to(dtype), sin.to(dtype)
 

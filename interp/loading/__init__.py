@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from interp import embedded, storage
+from interp.compat import aliases
 from interp.errors import LoadError, ParityError
 from interp.loading.checkpoint import Checkpoint
 from interp.loading.families import ARCHITECTURES, BY_MODEL_TYPE
@@ -37,8 +38,13 @@ def load(
     default_prepend_bos: bool | None = None,
     check_parity: bool = False,
     parity_atol: float = 1e-4,
+    fold_ln: bool = False,
+    center_writing_weights: bool = False,
+    center_unembed: bool = False,
+    fold_value_biases: bool = False,
 ) -> HookedTransformer:
-    """Load a model: an embedded name (default "tiny-facts"), a local folder, a hub id, or an HF model.
+    """Load a model, in eval mode: an embedded name (default "tiny-facts"), a local folder, a hub id (or a
+    TransformerLens name such as "gpt2-small", see interp.compat.aliases), or an HF model.
 
     `dtype`: Hugging Face checkpoints load in float32 unless told; interp's own folders in the dtype they
     were saved in. Tensors are streamed one at a time into a model built on the meta device, so a load needs
@@ -47,6 +53,10 @@ def load(
     has none). With `check_parity`, the Hugging Face model is run on a probe input and the largest logit
     difference is stored as `model.parity_max_diff`; above `parity_atol` ParityError is raised.
     Checkpoint code (`auto_map`, trust_remote_code) is never run.
+
+    Weight processing is opt-in (TL 3's `from_pretrained` does all four by default; pass all four as True to
+    reproduce a TL 3 notebook's numbers): see interp.compat.processing. With `center_unembed`, check_parity
+    compares log-probs (the logits are shifted).
     """
     source = embedded.DEFAULT if source is None else source
     dev = _device(device)
@@ -64,6 +74,8 @@ def load(
                 f"source must be a model name, a folder, a hub id or a transformers model, not {type(source)}"
             )
         name = str(source)
+        if name not in embedded.EMBEDDED and not Path(name).expanduser().exists():
+            name = aliases.resolve(name)
         if name in embedded.EMBEDDED:
             path = embedded_dir(name)
         elif Path(name).expanduser().exists():
@@ -76,8 +88,11 @@ def load(
             raise LoadError("check_parity compares against Hugging Face; this source is interp's own format")
         reference = path
         model = _load_dir(path, tokenizer, dtype, dev, default_prepend_bos)
+        model.model_name = str(source)
+    model = model.eval()
+    model.process_weights_(fold_ln, center_writing_weights, center_unembed, fold_value_biases)
     if check_parity:
-        model.parity_max_diff = max_logit_diff(model, reference, parity_atol)
+        model.parity_max_diff = max_logit_diff(model, reference, parity_atol, log_probs=center_unembed)
     return model
 
 
@@ -107,6 +122,7 @@ def _load_dir(
         model = build_empty(lambda: HookedTransformer(cfg, tok, default_prepend_bos=bos, init=False))
         dtype = dtype or storage.saved_dtype(meta, path)
         fill(model, weights.items(), dtype, device, source=str(path / storage.WEIGHTS))
+        model.original_architecture = meta.get("original_architecture", "interp")
         return model
     if not (path / "config.json").exists():
         raise LoadError(
@@ -141,6 +157,8 @@ def _from_hf(
     model = build_empty(lambda: HookedTransformer(cfg, tokenizer, default_prepend_bos=bos, init=False))
     fill(model, family.weights(hf_cfg, cfg, ck), dtype or torch.float32, device, source=arch)
     ck.check_all_used(arch)
+    model.model_name = str(getattr(hf_cfg, "name_or_path", "") or arch)
+    model.original_architecture = arch
     return model
 
 

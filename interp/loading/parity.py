@@ -11,8 +11,11 @@ import torch
 from interp.errors import ParityError
 
 
-def max_logit_diff(model: Any, reference: Any, atol: float) -> float:
-    """Largest |logit difference| between interp and Hugging Face (eager attention) on a probe batch."""
+def max_logit_diff(model: Any, reference: Any, atol: float, log_probs: bool = False) -> float:
+    """Largest |logit difference| between interp and Hugging Face (eager attention) on a probe batch.
+
+    With `log_probs`, log-softmaxes are compared (a centred unembedding shifts every logit equally).
+    """
     from transformers import AutoModelForCausalLM
 
     if isinstance(reference, Path):
@@ -27,7 +30,10 @@ def max_logit_diff(model: Any, reference: Any, atol: float) -> float:
         model.W_E.device
     )
     with torch.no_grad():
-        diff = (model(probe).float() - hf(probe).logits.float()).abs().max().item()
+        ours, theirs = model(probe).float(), hf(probe).logits.float()
+        if log_probs:
+            ours, theirs = ours.log_softmax(-1), theirs.log_softmax(-1)
+        diff = (ours - theirs).abs().max().item()
     if diff > atol:
         raise ParityError(
             f"largest |logit difference| vs Hugging Face is {diff:.3g}, above the tolerance {atol:g}"

@@ -8,7 +8,7 @@ import pytest
 import torch
 from analysis_helpers import gpt2_like, llama_like, token_pair
 
-from interp.analysis import MLP, Attn, Head, Neuron, Resid, ablate, ablation_sweep, logit_diff, run_ablated
+from interp.analysis import MLP, Attn, Head, Neuron, ResidPre, ablate, ablation_sweep, logit_diff, run_ablated
 
 
 def edited(model, fn):
@@ -66,7 +66,7 @@ def test_mean_and_resample_against_hand_written_hooks():
         return act
 
     expected = model.run_with_hooks(tokens, fwd_hooks=[("blocks.2.hook_resid_pre", mean_hook)])
-    got = run_ablated(model, tokens, Resid(2, pos=4), method="mean", reference=reference)
+    got = run_ablated(model, tokens, ResidPre(2, pos=4), method="mean", reference=reference)
     torch.testing.assert_close(got.logits, expected.detach(), atol=1e-5, rtol=0)
 
     one = reference[:1]  # resampling from a single reference example always picks it

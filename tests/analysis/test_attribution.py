@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import numpy as np
+import pandas as pd
 import pytest
 import torch
 from analysis_helpers import build, gpt2_like, token_pair
 
-from interp.analysis import MLP, Head, Neuron, Resid, attribution_patch, correlation, denoise, logit_diff
+from interp.analysis import (
+    MLP,
+    Head,
+    Neuron,
+    ResidMid,
+    ResidPre,
+    attribution_patch,
+    correlation,
+    denoise,
+    logit_diff,
+)
 
 
 def directional_derivative(model, clean, corrupted, sites, metric, eps=1e-5):
@@ -34,7 +46,7 @@ def test_matches_finite_differences():
     model = build(2, dtype=torch.float64)
     clean, corrupted = token_pair(model, seed=4)
     metric = logit_diff([3, 4], [5, 6])
-    cells = [Resid(0, 1), Resid(2, 3, "mid"), Head(1, 2), Head(0, 1, pos=5, part="q"), Head(1, 3, part="pattern"),
+    cells = [ResidPre(0, 1), ResidMid(2, 3), Head(1, 2), Head(0, 1, pos=5, part="q"), Head(1, 3, part="pattern"),
              MLP(2, 5), Neuron(1, 7, pos=3), [Head(0, 0), MLP(1)]]  # fmt: skip
     df = attribution_patch(model, clean, corrupted, cells, metric)
     for cell, effect in zip(cells, df["effect"], strict=True):
@@ -50,7 +62,7 @@ def test_frozen_weights_and_no_weight_gradients():
     for p in model.parameters():
         p.requires_grad_(False)
     clean, corrupted = token_pair(model)
-    df = attribution_patch(model, clean, corrupted, Resid.every(model, 6), logit_diff(1, 2))
+    df = attribution_patch(model, clean, corrupted, ResidPre.every(model, 6), logit_diff(1, 2))
     assert df["effect"].abs().sum() > 0  # a graph was built although no weight requires grad
     model = gpt2_like()
     attribution_patch(model, clean, corrupted, Head.every(model), logit_diff(1, 2))
@@ -60,7 +72,7 @@ def test_frozen_weights_and_no_weight_gradients():
 def test_correlation_with_exact_patching():
     model = gpt2_like()
     clean, corrupted = token_pair(model)
-    sites = Resid.every(model, 6)
+    sites = ResidPre.every(model, 6)
     approx = attribution_patch(model, clean, corrupted, sites, logit_diff(3, 4))
     exact = denoise(model, clean, corrupted, sites, logit_diff(3, 4))
     r = correlation(approx, exact)
@@ -68,3 +80,19 @@ def test_correlation_with_exact_patching():
     assert correlation(exact, exact) == pytest.approx(1.0)
     with pytest.raises(ValueError, match="do not cover the same sites"):
         correlation(approx, exact.iloc[:5])
+
+
+def test_correlation_is_pearson_over_the_joined_sites():
+    """Rows are matched by site, not by order; the value is Pearson's r, so it can be anything in [-1, 1]."""
+    approx = pd.DataFrame({"site": "resid_pre", "layer": [0, 0, 1, 1], "pos": [0, 1, 0, 1],
+                           "metric": [1.0, 2.0, 3.0, 4.0]})  # fmt: skip
+    exact = approx.iloc[::-1].assign(metric=[5.0, 2.0, 3.0, 1.0])  # by site: 1, 3, 2, 5
+    assert correlation(approx, exact) == pytest.approx(np.corrcoef([1, 2, 3, 4], [1, 3, 2, 5])[0, 1])
+    assert correlation(approx, approx.assign(metric=-approx["metric"])) == pytest.approx(-1.0)
+    model = gpt2_like()
+    clean, corrupted = token_pair(model)
+    sites = ResidPre.every(model, 6)
+    a = attribution_patch(model, clean, corrupted, sites, logit_diff(3, 4))
+    e = denoise(model, clean, corrupted, sites, logit_diff(3, 4))
+    assert correlation(a, e) == pytest.approx(np.corrcoef(a["metric"], e["metric"])[0, 1])
+    assert correlation(a, e) < 0.999999  # a first-order estimate is not exact on this random model

@@ -57,7 +57,7 @@ def test_steering_vector_and_scoped_addition():
     _, neg_cache = model.run_with_cache(neg_tokens)
     expected = pos_cache["resid_pre", 1][:, -1].mean(0) - neg_cache["resid_pre", 1][:, -1].mean(0)
     torch.testing.assert_close(vec, expected)
-    every = steering_vector(model, pos_tokens, neg_tokens, layer=1, pos=None)
+    every = steering_vector(model, pos_tokens, neg_tokens, layer=1, read_pos="all")
     torch.testing.assert_close(every, (pos_cache["resid_pre", 1] - neg_cache["resid_pre", 1]).mean((0, 1)))
 
     def manual(act, hook):
@@ -66,13 +66,13 @@ def test_steering_vector_and_scoped_addition():
         return act
 
     tokens = pos_tokens[:1]
-    with steer(model, vec, layer=1, coeff=4.0, positions=[0, 2]), torch.no_grad():
+    with steer(model, vec, layer=1, coeff=4.0, pos=[0, 2]), torch.no_grad():
         got = model(tokens)
     torch.testing.assert_close(
         got, model.run_with_hooks(tokens, fwd_hooks=[("blocks.1.hook_resid_pre", manual)])
     )
     assert model.hook_count() == 0
-    with steer(model, vec, layer=1, coeff=50.0, positions=[0, 9]):  # position 9 is skipped until it exists
+    with steer(model, vec, layer=1, coeff=50.0, pos=[0, 9]):  # position 9 is skipped until it exists
         steered = generate(model, tokens, 4)
     assert not torch.equal(steered, generate(model, tokens, 4))
     with pytest.raises(ValueError, match="steering vector must have shape"):

@@ -48,7 +48,7 @@ def test_sweep_matches_hand_edited_mask(make):
 def test_single_knockout_with_target_and_answer():
     model = gpt2_like()
     tokens, _ = token_pair(model, batch=1, n_pos=6)
-    got = knockout(model, tokens, sources=[1, 2], layers=[0, 2], target_pos=4, answer=7)
+    got = knockout(model, tokens, sources=[1, 2], layers=[0, 2], read_pos=4, answer=7)
     p_base, p_new = hand_knockout(model, tokens, 4, [1, 2], [0, 2], torch.tensor([7]))
     assert got.p_base == pytest.approx(p_base.item(), abs=1e-6)
     assert got.p_new == pytest.approx(p_new.item(), abs=1e-6)
@@ -59,11 +59,11 @@ def test_invalid_edges_fail_early():
     model = gpt2_like()
     tokens, _ = token_pair(model, batch=1, n_pos=6)
     with pytest.raises(ValueError, match=r"positions \[5\] outside 0..3"):
-        knockout_sweep(model, tokens, [1, 5], target_pos=3)
+        knockout_sweep(model, tokens, [1, 5], read_pos=3)
     with pytest.raises(ValueError, match="blocks every key of position 2"):
-        knockout(model, tokens, [0, 1, 2], layers=[0], target_pos=2)
-    with pytest.raises(ValueError, match="target_pos 9 out of range"):
-        knockout(model, tokens, [0], layers=[0], target_pos=9)
+        knockout(model, tokens, [0, 1, 2], layers=[0], read_pos=2)
+    with pytest.raises(ValueError, match="read_pos 9 out of range"):
+        knockout(model, tokens, [0], layers=[0], read_pos=9)
     with pytest.raises(ValueError, match="layers must lie in 0..2"):
         knockout(model, tokens, [0], layers=[3])
     with pytest.raises(ValueError, match="is empty"):

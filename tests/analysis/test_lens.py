@@ -41,27 +41,27 @@ def test_logit_lens_last_layer_is_the_real_output(make):
 
 def test_logit_lens_with_a_target_and_tokens():
     model = gpt2_like()
-    df = logit_lens(model, "The capital of France is", target=9, positions=[-1])
+    df = logit_lens(model, "The capital of France is", answer=9, read_pos=[-1])
     assert (df["target"] == 9).all() and df["pos"].unique().tolist() == [5]
     assert isinstance(df["top_tokens"].iloc[0][0], str)
     with pytest.raises(ValueError, match="positions \\[8\\] out of range"):
-        logit_lens(model, "The capital of France is", positions=[8])
+        logit_lens(model, "The capital of France is", read_pos=[8])
 
 
 @pytest.mark.parametrize("make", [gpt2_like, llama_like], ids=["gpt2", "llama-gqa"])
 def test_direct_logit_attribution_sums_to_the_logit(make):
     model = make()
     tokens, _ = token_pair(model, batch=2, n_pos=5)
-    df = direct_logit_attribution(model, tokens, target=[3, 4])
+    df = direct_logit_attribution(model, tokens, answer=[3, 4])
     logits = model(tokens)[:, -1].detach()
     assert df.attrs["logit"] == pytest.approx(logits[[0, 1], [3, 4]].mean().item(), abs=1e-5)
     assert df["attribution"].sum() + df.attrs["constant"] == pytest.approx(df.attrs["logit"], abs=1e-4)
     assert (df.component == "head").sum() == model.cfg.n_layers * model.cfg.n_heads
-    diff = direct_logit_attribution(model, tokens, target=3, incorrect=5, neurons=True)
+    diff = direct_logit_attribution(model, tokens, answer=3, incorrect=5, neurons=True)
     assert diff.attrs["logit"] == pytest.approx((logits[:, 3] - logits[:, 5]).mean().item(), abs=1e-5)
     assert diff["attribution"].sum() + diff.attrs["constant"] == pytest.approx(diff.attrs["logit"], abs=1e-4)
     # each layer's neurons (plus b_out) add up to that MLP's row in the per-layer attribution
-    per_mlp = direct_logit_attribution(model, tokens, target=3, incorrect=5)
+    per_mlp = direct_logit_attribution(model, tokens, answer=3, incorrect=5)
     for layer in range(model.cfg.n_layers):
         parts = diff[(diff.layer == layer) & diff.component.isin(["neuron", "mlp_bias"])]["attribution"].sum()
         whole = per_mlp[(per_mlp.layer == layer) & (per_mlp.component == "mlp")]["attribution"].item()
@@ -71,10 +71,10 @@ def test_direct_logit_attribution_sums_to_the_logit(make):
 def test_last_position_in_a_padded_batch_matches_single_runs():
     model = gpt2_like()
     prompts = ["The capital of France is", "The capital"]
-    batch = logit_lens(model, prompts, positions="last")
+    batch = logit_lens(model, prompts, read_pos=None)
     assert len(batch) == 2 * (model.cfg.n_layers + 1)
     for i, p in enumerate(prompts):
-        alone = logit_lens(model, p, positions=-1)
+        alone = logit_lens(model, p, read_pos=-1)
         rows = batch[batch["example"] == i].reset_index(drop=True)
         assert rows["pos"].tolist() == alone["pos"].tolist()
         np.testing.assert_allclose(rows["target_prob"], alone["target_prob"], atol=1e-5)

@@ -80,7 +80,7 @@ def test_suppress_and_amplify_match_scaled_weights():
     model = gpt2_like()
     tokens, _ = token_pair(model, batch=2, n_pos=5)
     cells = [Neuron(0, 3), [Neuron(1, 0), Neuron(1, 5)]]
-    df = neuron_effects(model, tokens, cells, target=[4, 9], max_rows=4)
+    df = neuron_effects(model, tokens, cells, answer=[4, 9], max_rows=4)
     assert len(df) == 4 and df["factor"].tolist() == [0.0, 2.0] * 2
     p_base = model(tokens)[:, -1].softmax(-1)[[0, 1], [4, 9]]
     assert df["p_base"].iloc[0] == pytest.approx(p_base.mean().item(), abs=1e-6)

@@ -10,7 +10,19 @@ from analysis_helpers import gpt2_like, llama_like, token_pair
 from conftest import make_hf  # tests/conftest.py: tiny random Hugging Face models
 
 import interp
-from interp.analysis import MLP, Attn, Head, Neuron, Resid, denoise, logit_diff, noise, patch
+from interp.analysis import (
+    MLP,
+    Attn,
+    Head,
+    Neuron,
+    ResidMid,
+    ResidPost,
+    ResidPre,
+    denoise,
+    logit_diff,
+    noise,
+    patch,
+)
 
 
 def naive_patch(model, base, source, sites, metric):
@@ -51,7 +63,7 @@ def test_matches_transformer_lens():
 
     n, h = model.cfg.n_layers, model.cfg.n_heads
     cases = [
-        (tl.get_act_patch_resid_pre, Resid.every(model, 3), (n, 3)),
+        (tl.get_act_patch_resid_pre, ResidPre.every(model, 3), (n, 3)),
         (tl.get_act_patch_attn_head_out_all_pos, Head.every(model), (n, h)),
         (tl.get_act_patch_mlp_out, MLP.every(model, 3), (n, 3)),
     ]
@@ -63,9 +75,9 @@ def test_matches_transformer_lens():
 
 
 SWEEPS = {
-    "resid_pre": lambda m, p: Resid.every(m, p),
-    "resid_mid": lambda m, p: Resid.every(m, p, stage="mid", layers=[1]),
-    "resid_post": lambda m, p: Resid.every(m, p, stage="post", layers=[2]),
+    "resid_pre": lambda m, p: ResidPre.every(m, p),
+    "resid_mid": lambda m, p: ResidMid.every(m, p, layers=[1]),
+    "resid_post": lambda m, p: ResidPost.every(m, p, layers=[2]),
     "attn_out": lambda m, p: Attn.every(m, p, layers=[0, 2]),
     "mlp_out": lambda m, p: MLP.every(m, p, layers=[1]),
     "head_by_pos": lambda m, p: Head.every(m, p, layers=[1]),
@@ -74,7 +86,7 @@ SWEEPS = {
     "v": lambda m, p: Head.every(m, part="v"),
     "pattern_by_dest": lambda m, p: Head.every(m, p, part="pattern", layers=[0]),
     "neurons": lambda m, p: [Neuron(layer, i, -1) for layer in range(m.cfg.n_layers) for i in (0, 7)],
-    "groups": lambda m, p: [[Head(0, 1), Head(2, 3)], [MLP(1, 2), Resid(2, 4, "mid")]],
+    "groups": lambda m, p: [[Head(0, 1), Head(2, 3)], [MLP(1, 2), ResidMid(2, 4)]],
 }
 CASES = [(gpt2_like, s) for s in SWEEPS] + [
     (llama_like, s) for s in ("resid_pre", "head_by_pos", "k_by_pos", "v", "groups")
@@ -105,7 +117,7 @@ def test_frame_columns_forward_count_and_normalisation():
     model = gpt2_like()
     clean, corrupted = token_pair(model, n_pos=5)
     metric = logit_diff(3, 5)
-    df = denoise(model, clean, corrupted, Resid.every(model, 5), metric)
+    df = denoise(model, clean, corrupted, ResidPre.every(model, 5), metric)
     assert list(df.columns) == ["site", "layer", "pos", "metric", "normalized"]
     assert len(df) == 15 and df.attrs["n_cells"] == 15
     assert df.attrs["n_forward"] == 1 + model.cfg.n_layers  # the reference runs, then one forward per layer
@@ -115,7 +127,7 @@ def test_frame_columns_forward_count_and_normalisation():
     assert df.attrs["n_skipped"] == noop.sum() == 5
     assert (df[noop]["metric"] == df.attrs["base_metric"]).all()
     # Patching every position of resid_pre 0 at once is the clean run; patching nothing is the corrupted one.
-    full = patch(model, corrupted, clean, [Resid(0)], metric)
+    full = patch(model, corrupted, clean, [ResidPre(0)], metric)
     assert full["normalized"].item() == pytest.approx(1.0, abs=1e-5)
     assert full.attrs["source_metric"] == pytest.approx(float(metric(model(clean)[:, -1].detach())), abs=1e-5)
     assert full.attrs["base_metric"] == pytest.approx(
@@ -129,7 +141,7 @@ def test_read_positions_and_padded_text():
     model = gpt2_like()
     prompts = ["The capital of France is", "The Eiffel Tower is in the"]
     corrupted = ["The capital of Italy is", "The Eiffel Tower is in a"]
-    df = denoise(model, prompts, corrupted, Resid.every(model, 7), logit_diff(9, 10))
+    df = denoise(model, prompts, corrupted, ResidPre.every(model, 7), logit_diff(9, 10))
     tokens, mask = model.to_tokens(prompts, return_attention_mask=True)
     last = mask.sum(-1) - 1  # right padding: each example's metric reads its own last real token
 
@@ -139,7 +151,7 @@ def test_read_positions_and_padded_text():
     _, cache = model.run_with_cache(tokens, attention_mask=mask)
     corr_tokens = model.to_tokens(corrupted)
     for _, row in df.sample(5, random_state=0).iterrows():
-        site = Resid(int(row.layer), int(row.pos))
+        site = ResidPre(int(row.layer), int(row.pos))
 
         def hook(act, hook, site=site):
             act = act.clone()
@@ -159,13 +171,13 @@ def test_bad_inputs_fail_before_any_forward():
     calls = []
     with model.hooks([("hook_embed", lambda x, hook: calls.append(1))]):
         with pytest.raises(ValueError, match="different token lengths"):
-            denoise(model, clean, corrupted[:, :5], [Resid(0)], logit_diff(1, 2))
+            denoise(model, clean, corrupted[:, :5], [ResidPre(0)], logit_diff(1, 2))
         with pytest.raises(ValueError, match="layer 3 out of range"):
-            denoise(model, clean, corrupted, [Resid(0), Head(3, 0)], logit_diff(1, 2))
+            denoise(model, clean, corrupted, [ResidPre(0), Head(3, 0)], logit_diff(1, 2))
         with pytest.raises(ValueError, match="position 6 out of range"):
-            denoise(model, clean, corrupted, [Resid(0, pos=6)], logit_diff(1, 2))
+            denoise(model, clean, corrupted, [ResidPre(0, pos=6)], logit_diff(1, 2))
         with pytest.raises(ValueError, match="no sites"):
             denoise(model, clean, corrupted, [], logit_diff(1, 2))
     assert calls == []
     with pytest.raises(ValueError, match="different token lengths"):
-        denoise(model, "The capital of France is", "The capital of France", [Resid(0)], logit_diff(1, 2))
+        denoise(model, "The capital of France is", "The capital of France", [ResidPre(0)], logit_diff(1, 2))

@@ -58,7 +58,7 @@ def test_probe_layers_reads_each_prompts_own_position():
     train = torch.tensor([True] * 6 + [False] * 2)
     sites = [Resid(0), Resid(2, stage="mid"), Resid(2, stage="post")]
     df, probes = probe_layers(model, PROMPTS, sites, pos, LABELS, train)
-    assert df[["site", "layer"]].values.tolist() == [["resid", 0], ["resid", 2], ["resid", 2]]
+    assert df[["site", "layer"]].values.tolist() == [["resid_pre", 0], ["resid_mid", 2], ["resid_post", 2]]
     for site, row, probe in zip(sites, df.itertuples(), probes, strict=True):
         # Reference: each prompt alone (no padding), its last position, the probe fitted on those rows.
         x = torch.stack([model.run_with_cache(p)[1][site.hook_name][0, -1] for p in PROMPTS])

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from analysis_helpers import gpt2_like, llama_like
 
-from interp.analysis import MLP, Attn, Head, Neuron, Resid
+from interp.analysis import MLP, Attn, Head, Neuron, Resid, ResidPre
 
 
 def test_hook_names_and_selectors_exist_in_the_model():
@@ -65,5 +65,5 @@ def test_every_enumerates_in_transformer_lens_order():
     assert Head.every(model, 2)[:2] == [Head(0, 0, 0), Head(0, 1, 0)]  # layer, pos, head
     assert len(Head.every(llama_like(), part="k")) == 6
     assert len(Neuron.every(model, layers=[1])) == model.cfg.d_mlp
-    assert Resid(2, 1).to_row() == {"site": "resid", "layer": 2, "pos": 1}
+    assert ResidPre(2, 1).to_row() == {"site": "resid_pre", "layer": 2, "pos": 1}
     assert Neuron(2, 5).to_row() == {"site": "neuron", "layer": 2, "neuron": 5}

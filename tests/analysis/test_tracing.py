@@ -6,7 +6,7 @@ import pytest
 import torch
 from analysis_helpers import gpt2_like
 
-from interp.analysis import causal_trace, subject_span
+from interp.analysis import MLP, Attn, ResidPost, causal_trace, subject_span
 
 PROMPT = "The Eiffel Tower is in the city of"
 
@@ -42,26 +42,29 @@ def hand_trace(model, tokens, span, noise, target, hook_of, window_layers):
 
 
 @pytest.mark.parametrize(
-    ("kind", "window", "hook_of"),
+    ("site", "window", "hook_of"),
     [
-        ("resid", 1, lambda w: f"blocks.{w}.hook_resid_post"),
-        ("mlp", 3, lambda w: f"blocks.{w}.hook_mlp_out"),
-        ("attn", 1, lambda w: f"blocks.{w}.hook_attn_out"),
+        (ResidPost, 1, lambda w: f"blocks.{w}.hook_resid_post"),
+        (MLP, 3, lambda w: f"blocks.{w}.hook_mlp_out"),
+        (Attn, 1, lambda w: f"blocks.{w}.hook_attn_out"),
+        (ResidPost, 2, lambda w: f"blocks.{w}.hook_resid_post"),  # even windows: one more layer below
+        (MLP, 4, lambda w: f"blocks.{w}.hook_mlp_out"),
+        (Attn, 2, lambda w: f"blocks.{w}.hook_attn_out"),
     ],
 )
-def test_matches_hand_written_loop(kind, window, hook_of):
+def test_matches_hand_written_loop(site, window, hook_of):
     model = gpt2_like()
     tokens = model.to_tokens(PROMPT)
     span = subject_span(model, tokens, " Eiffel Tower")
     noise = torch.randn(4, span[1] - span[0], model.cfg.d_model, generator=torch.Generator().manual_seed(0))
     df = causal_trace(
-        model, PROMPT, " Eiffel Tower", kind=kind, window=window, n_samples=4, noise=noise, max_rows=12
+        model, PROMPT, " Eiffel Tower", site=site, window=window, n_samples=4, noise=noise, max_rows=12
     )
     target = df.attrs["target"]
     assert target == int(model(tokens)[0, -1].argmax())
 
-    def window_layers(layer):
-        return range(max(0, layer - window // 2), min(model.cfg.n_layers, layer + window // 2 + 1))
+    def window_layers(layer):  # [l - w//2, l - w//2 + w): window 2 around l is l-1..l, window 4 is l-2..l+1
+        return range(max(0, layer - window // 2), min(model.cfg.n_layers, layer - window // 2 + window))
 
     expected, p_corr = hand_trace(model, tokens, span, noise, target, hook_of, window_layers)
     for row in df.itertuples():
@@ -72,7 +75,7 @@ def test_matches_hand_written_loop(kind, window, hook_of):
     assert df.attrs["total_effect"] == pytest.approx(p_clean - p_corr, abs=1e-6)
     assert df["indirect_effect"].tolist() == pytest.approx((df["p_restored"] - p_corr).tolist(), abs=1e-6)
     assert df.loc[df["subject"], "pos"].tolist() == [2, 3] * model.cfg.n_layers
-    if kind == "resid":  # restoring the whole last-layer state at the last position is the clean run
+    if site is ResidPost:  # restoring the whole last-layer state at the last position is the clean run
         last = df[(df.layer == model.cfg.n_layers - 1) & (df.pos == tokens.shape[1] - 1)]
         assert last["p_restored"].item() == pytest.approx(p_clean, abs=1e-6)
 
@@ -84,8 +87,8 @@ def test_subject_span_and_seeded_noise():
     assert subject_span(model, tokens, "Tower") == (3, 4)
     assert subject_span(model, tokens, "ffel To") == (2, 4)
     assert subject_span(model, tokens, (1, 3)) == (1, 3)
-    a = causal_trace(model, tokens, (2, 4), target=9, n_samples=3, seed=1)
-    b = causal_trace(model, tokens, (2, 4), target=9, n_samples=3, seed=1)
+    a = causal_trace(model, tokens, (2, 4), answer=9, n_samples=3, seed=1)
+    b = causal_trace(model, tokens, (2, 4), answer=9, n_samples=3, seed=1)
     assert a["p_restored"].tolist() == b["p_restored"].tolist() and a.attrs["target"] == 9
     assert len(a) == model.cfg.n_layers * tokens.shape[1]
     assert set(a.columns) >= {"kind", "layer", "pos", "token", "subject", "p_restored", "indirect_effect"}

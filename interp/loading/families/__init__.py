@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from interp.loading.families import gpt2, llama
+from interp.loading.families import gemma, gpt2, gpt_neox, gptj, llama, olmo2, opt, phi3, qwen3
 from interp.loading.families.base import Family
 
-FAMILIES: tuple[Family, ...] = (gpt2.FAMILY, llama.LLAMA, llama.MISTRAL, llama.QWEN2)
+FAMILIES: tuple[Family, ...] = (
+    gpt2.FAMILY, llama.LLAMA, llama.MISTRAL, llama.QWEN2, qwen3.QWEN3, gemma.GEMMA, gemma.GEMMA2,
+    gemma.GEMMA3, olmo2.OLMO2, phi3.PHI3, gpt_neox.NEOX, gptj.GPTJ, opt.OPT,
+)  # fmt: skip
 
 # architecture (HF class name) -> family
 ARCHITECTURES: dict[str, Family] = {arch: f for f in FAMILIES for arch in f.architectures}

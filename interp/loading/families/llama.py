@@ -1,4 +1,4 @@
-"""LLaMA, Mistral and Qwen2: RMSNorm, RoPE, SwiGLU, grouped-query attention, optional windows and biases."""
+"""LLaMA (1-3.2, with RoPE scaling), Mistral and Qwen2: RMSNorm, RoPE, SwiGLU, GQA, windows, biases."""
 
 from __future__ import annotations
 
@@ -11,18 +11,15 @@ from interp.config import ModelConfig
 from interp.errors import LoadError
 from interp.loading.checkpoint import Checkpoint
 from interp.loading.families.base import ConfigFn, Family
-from interp.loading.families.common import tied, windows
+from interp.loading.families.common import context, rope_parameters, rope_scaling, rope_theta, tied, windows
 
 
 def llama_config(qkv_bias: Callable[[Any], bool], out_bias: Callable[[Any], bool]) -> ConfigFn:
     """LLaMA, Mistral and Qwen2 share names and layout; they differ in which biases exist and in windows."""
 
     def config(hf: Any, ck: Checkpoint) -> ModelConfig:
-        rope = dict(getattr(hf, "rope_parameters", None) or getattr(hf, "rope_scaling", None) or {})
-        if rope.get("rope_type", rope.get("type", "default")) != "default":
-            raise LoadError(
-                f"RoPE scaling {rope.get('rope_type')!r} is not supported (only the default RoPE)"
-            )
+        rope = rope_parameters(hf)
+        scaling = rope_scaling(rope, hf)  # Llama 3.1 / 3.2: "llama3"
         if getattr(hf, "hidden_act", "silu") != "silu":
             raise LoadError(f"unsupported activation {hf.hidden_act!r}; supported: silu")
         m, h, n = hf.hidden_size, hf.num_attention_heads, hf.num_hidden_layers
@@ -31,9 +28,9 @@ def llama_config(qkv_bias: Callable[[Any], bool], out_bias: Callable[[Any], bool
         mlp, v = hf.intermediate_size, hf.vocab_size
         mlp_bias = bool(getattr(hf, "mlp_bias", False))
         return ModelConfig(
-            d_model=m, n_layers=n, n_heads=h, d_head=d, d_mlp=mlp, d_vocab=v, n_ctx=hf.max_position_embeddings,
+            d_model=m, n_layers=n, n_heads=h, d_head=d, d_mlp=mlp, d_vocab=v, n_ctx=context(hf, scaling),
             n_kv_heads=kv, norm="rmsnorm", norm_eps=hf.rms_norm_eps, act_fn="silu", gated_mlp=True,
-            positional="rotary", rotary_base=float(rope.get("rope_theta", getattr(hf, "rope_theta", 10000.0))),
+            positional="rotary", rotary_base=rope_theta(rope, hf), rope_scaling=scaling,
             qkv_bias=qkv_bias(hf), attn_out_bias=out_bias(hf), mlp_bias=mlp_bias,
             tie_embeddings=tied(hf, ck, "embed_tokens.weight"), attn_windows=windows(hf, n),
         )  # fmt: skip
