@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -119,6 +120,14 @@ class Site:
     def at(self, model: HookedTransformer) -> Site:
         """This site in `model` (sites that depend on the model's depth resolve to a fixed layer)."""
         return self
+
+    def scope(self, model: HookedTransformer) -> AbstractContextManager[Any]:
+        """What must be open for this site's hook to exist (a spliced dictionary for a `Latent`)."""
+        return nullcontext()
+
+    def scope_key(self) -> Any:
+        """Sites with equal keys share one scope (one splice per dictionary)."""
+        return None
 
     def validate(self, model: HookedTransformer, n_pos: int | None = None) -> None:
         """Raise ValueError if this site does not exist in `model` (or in a run of `n_pos` tokens)."""

@@ -20,6 +20,7 @@ __all__ = [
     "SAE",
     "ActivationStore",
     "InMemoryStore",
+    "Latent",
     "SAEConfig",
     "TrainReport",
     "collect_activations",
@@ -28,3 +29,13 @@ __all__ = [
     "splice",
     "train",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # Latent is a site of interp.analysis, which imports the model class, which mixes in SAEHost from this
+    # package: loaded on first use, so importing the model does not import the analyses.
+    if name == "Latent":
+        from interp.sae.latent import Latent
+
+        return Latent
+    raise AttributeError(f"module 'interp.sae' has no attribute {name!r}")

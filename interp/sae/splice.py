@@ -39,7 +39,7 @@ def check_compatible(model: Any, sae: SAE) -> None:
                 f"{sae.cfg.architecture} SAE attaches at {name!r}, which this model has no hook for"
             )
     wanted = {k: v for k, v in sae.cfg.model_from_pretrained_kwargs.items() if k in PROCESSING_KWARGS}
-    have = getattr(model, "weight_processing", {}) or {}
+    have = getattr(model, "processing", {}) or {}
     wrong = {k: v for k, v in wanted.items() if bool(have.get(k, False)) != bool(v)}
     if wrong:
         raise ValueError(
