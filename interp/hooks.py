@@ -339,6 +339,10 @@ class _BackwardHook:
 
 HookSpec = tuple[str | Callable[[str], bool], HookFn]
 
+# Hook points that exist only inside a block of this thread or task (an SAE's points while it is spliced):
+# model id -> {name: point}. They are not submodules, so other threads' forwards never run through them.
+_OVERLAY: ContextVar[dict[int, dict[str, HookPoint]] | None] = ContextVar("interp_hook_overlay", default=None)
+
 
 class HookedRootModule(nn.Module):
     """Base for models with hook points: name lookup, scoped hooks, and hook-name validation."""
@@ -355,25 +359,44 @@ class HookedRootModule(nn.Module):
                 self.absent_hooks[f"{name}.{hook}"] = why
 
     def hook_names(self) -> list[str]:
-        return list(self.hook_dict)
+        return list(self.named_hook_points())
+
+    def named_hook_points(self) -> dict[str, HookPoint]:
+        """Every hook point by name: the model's own, plus any overlaid in this thread or task."""
+        extra = (_OVERLAY.get() or {}).get(id(self))
+        return {**self.hook_dict, **extra} if extra else self.hook_dict
+
+    @contextmanager
+    def hook_overlay(self, points: dict[str, HookPoint]) -> Iterator[None]:
+        """Make `points` nameable (hookable, cacheable) in this thread or task while the block runs."""
+        clash = [n for n in points if n in self.named_hook_points()]
+        if clash:
+            raise KeyError(f"hook points {clash} already exist on this model")
+        current = _OVERLAY.get() or {}
+        token = _OVERLAY.set({**current, id(self): {**current.get(id(self), {}), **points}})
+        try:
+            yield
+        finally:
+            _OVERLAY.reset(token)
 
     def hook_points(self) -> list[HookPoint]:
         return list(self.hook_dict.values())
 
     def resolve_hook_names(self, selector: NameFilter) -> list[str]:
         """Turn a name, list of names, predicate or None (= all) into hook names; unknown names raise."""
+        named = self.named_hook_points()
         if selector is None:
-            return list(self.hook_dict)
+            return list(named)
         if callable(selector):
-            return [n for n in self.hook_dict if selector(n)]
+            return [n for n in named if selector(n)]
         names = [selector] if isinstance(selector, str) else list(selector)
         for n in names:
             if not isinstance(n, str):
                 raise TypeError(f"hook names must be strings, got {type(n).__name__} {n!r}")
             if n in getattr(self, "absent_hooks", {}):
                 raise KeyError(f"{n!r} does not exist in this model: {self.absent_hooks[n]}")
-            if n not in self.hook_dict:
-                close = difflib.get_close_matches(n, self.hook_dict, n=3, cutoff=0.5)
+            if n not in named:
+                close = difflib.get_close_matches(n, named, n=3, cutoff=0.5)
                 hint = f"; did you mean {', '.join(close)}?" if close else ""
                 raise KeyError(f"unknown hook name {n!r}{hint} (model.hook_names() lists all)")
         return names
@@ -432,7 +455,8 @@ class HookedRootModule(nn.Module):
         names = self.resolve_hook_names(selector)
         if not names and callable(selector):
             raise KeyError("hook filter matched no hook point (model.hook_names() lists all)")
-        return [self.hook_dict[n] for n in names]
+        named = self.named_hook_points()
+        return [named[n] for n in names]
 
     # ---- persistent hooks: TransformerLens semantics, model-wide ------------------------------------------
     def add_hook(

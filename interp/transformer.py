@@ -28,13 +28,14 @@ from interp.layers.block import make_block
 from interp.layers.embed import PosEmbed, make_embed, make_unembed
 from interp.layers.norms import make_norm
 from interp.layers.sequence_info import SequenceInfo, running
+from interp.sae.host import SAEHost
 
 Input = str | Sequence[str] | Tensor
 ReturnType = Literal["logits", "loss", "both"] | None
 RETURN_TYPES = ("logits", "loss", "both", None)
 
 
-class HookedTransformer(TLModelMixin, HookedRootModule):
+class HookedTransformer(SAEHost, TLModelMixin, HookedRootModule):
     """`model.cfg` is a read-only view with TransformerLens's names too; `model.config` is the ModelConfig."""
 
     def __init__(

@@ -8,6 +8,7 @@ positions (negative counts from the end of the sequence); `pos=None` is every po
     ResidPost(l, pos), ResidFinal(pos)         after block l, after the last block
     Attn(l, pos), MLP(l, pos)                  attn_out, mlp_out ("attn" is always the attention output)
     MLPPost(l, pos), Neuron(l, index, pos)     the MLP's hidden activations, one of its neurons
+    MLPIn(l, pos)                              what the MLP reads (ln2's output), where a transcoder reads
     Head(l, h, pos, part)                      part: z (default), q, k, v, pattern (pos = query), result
     Edge(l, dest, sources)                     attention scores sources -> dest, every head of block l
 
@@ -60,6 +61,7 @@ from interp.analysis.specs import (
     Edge,
     Embed,
     Head,
+    MLPIn,
     MLPPost,
     Neuron,
     PosEmbed,
@@ -85,6 +87,7 @@ __all__ = [
     "Head",
     "Knockout",
     "Logits",
+    "MLPIn",
     "MLPPost",
     "Neuron",
     "NonFiniteError",

@@ -20,6 +20,7 @@ from interp.analysis.engine import (
     Input,
     Logits,
     Metric,
+    Prompt,
     ReadPos,
     Until,
     call_metric,
@@ -27,9 +28,10 @@ from interp.analysis.engine import (
     forward,
     prepare,
     reference_runs,
+    site_scopes,
 )
 from interp.analysis.metrics import bind, upcast
-from interp.analysis.specs import Cell, Embed, cell_row, cell_sites, validate_cells
+from interp.analysis.specs import Cell, Embed, Site, cell_row, cell_sites, validate_cells
 from interp.hooks import HookPoint
 from interp.transformer import HookedTransformer
 
@@ -56,6 +58,20 @@ def attribution_patch(
     groups = [[s.at(model) for s in cell_sites(c)] for c in sites]
     names = list(dict.fromkeys(s.hook_name for g in groups for s in g))
     metric = bind(metric, model)
+    with site_scopes(model, [s for g in groups for s in g]):
+        return _attribution(model, clean_p, corr_p, sites, groups, names, metric, read_pos)
+
+
+def _attribution(
+    model: HookedTransformer,
+    clean_p: Prompt,
+    corr_p: Prompt,
+    sites: list[Cell],
+    groups: list[list[Site]],
+    names: list[str],
+    metric: Metric,
+    read_pos: ReadPos,
+) -> pd.DataFrame:
     # The clean run only has to reach the last block that holds a site.
     last = max(s.layer for g in groups for s in g)
     (clean_run,) = reference_runs(model, [clean_p], names, Until(last + 1))

@@ -16,10 +16,11 @@ Edits address absolute positions: the one adapter (`edit_hooks`) reads the forwa
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from itertools import groupby
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -348,6 +349,22 @@ def bind_pairs(
     return out, sources
 
 
+def site_scopes(model: HookedTransformer, sites: Iterable[Site]) -> ExitStack:
+    """Open what the sites need to exist (one splice per dictionary for `Latent` sites), as one stack."""
+    stack = ExitStack()
+    seen: set[Any] = set()
+    try:
+        for site in sites:
+            key = site.scope_key()
+            if key is not None and key not in seen:
+                seen.add(key)
+                stack.enter_context(site.scope(model))
+    except BaseException:
+        stack.close()
+        raise
+    return stack
+
+
 @contextmanager
 def edited(
     model: HookedTransformer, pairs: Sequence[Pair], *, strict: bool = True
@@ -356,6 +373,11 @@ def edited(
 
     With `strict=False`, positions a (shorter) forward does not have are skipped instead of an error.
     """
+    with site_scopes(model, [s for s, _ in pairs]):
+        yield from _edited(model, pairs, strict)
+
+
+def _edited(model: HookedTransformer, pairs: Sequence[Pair], strict: bool) -> Iterator[HookedTransformer]:
     (cell,), sources = bind_pairs(model, [pairs], None)
     last = max((-1 if s.start is None else s.start for s, _ in cell), default=-1)
     runs = {k: reference_runs(model, [p], names, Until(last + 1))[0] for k, (p, names) in sources.items()}
@@ -402,6 +424,23 @@ def sweep(
     corruption of causal tracing), so every cell sees them.
     """
     readout = readout or Logits()
+    sites = [s for cell in [*cells, base_edits] for s, _ in cell]
+    sites += [readout.site] if isinstance(readout, Activation) else []
+    with site_scopes(model, sites):
+        return _sweep(model, base, cells, metric, readout, base_edits, max_rows, progress, desc)
+
+
+def _sweep(
+    model: HookedTransformer,
+    base: Prompt,
+    cells: Sequence[Sequence[Pair]],
+    metric: Metric | FromBase | None,
+    readout: Readout,
+    base_edits: Sequence[Pair],
+    max_rows: int,
+    progress: bool | None,
+    desc: str,
+) -> Sweep:
     bound_cells, sources = bind_pairs(model, cells, base.n_pos)
     (base_cell,), _ = bind_pairs(model, [base_edits], base.n_pos) if base_edits else ([[]], {})
     base_plan = _plan([(s, e.bind(s, None)) for s, e in base_cell], slice(None))

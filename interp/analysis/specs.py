@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -48,6 +49,7 @@ SITES: dict[str, tuple[str, int]] = {
     "attn": ("attn_out", 1),
     "mlp": ("mlp_out", 1),
     "mlp_post": ("post", 1),
+    "mlp_in": ("normalized", 1),
     "neuron": ("post", 1),
     "edge": ("attn_scores", 2),
     **{
@@ -118,6 +120,14 @@ class Site:
     def at(self, model: HookedTransformer) -> Site:
         """This site in `model` (sites that depend on the model's depth resolve to a fixed layer)."""
         return self
+
+    def scope(self, model: HookedTransformer) -> AbstractContextManager[Any]:
+        """What must be open for this site's hook to exist (a spliced dictionary for a `Latent`)."""
+        return nullcontext()
+
+    def scope_key(self) -> Any:
+        """Sites with equal keys share one scope (one splice per dictionary)."""
+        return None
 
     def validate(self, model: HookedTransformer, n_pos: int | None = None) -> None:
         """Raise ValueError if this site does not exist in `model` (or in a run of `n_pos` tokens)."""
@@ -303,6 +313,16 @@ KV_PARTS = ("k", "v", "rot_k")  # parts indexed by key/value head (grouped-query
 QUERY_PARTS = ("pattern", "attn_scores")  # [batch, head, query_pos, key_pos]
 
 
+class MLPIn(LayerSite):
+    """What an MLP reads: its input norm's output (ln2.hook_normalized), where a transcoder reads."""
+
+    kind: ClassVar[str] = "mlp_in"
+
+    @property
+    def hook_name(self) -> str:
+        return act_name("normalized", self.layer, "ln2")
+
+
 @dataclass(frozen=True)
 class Head(Site):
     """One attention head. `part` picks the activation: its output z (default), q, k, v, pattern or result
@@ -449,6 +469,7 @@ Spec = (
     | Attn
     | MLP
     | MLPPost
+    | MLPIn
     | Head
     | Neuron
     | Edge
