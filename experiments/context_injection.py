@@ -3,8 +3,9 @@
     interp run context-injection [--quick] [--out DIR] [--model PATH_OR_ID] [--seed N]
                                  [--words apple,python] [--texts FILE] [--pairs-per-word N]
 
-Prompts come from the tiny-facts world: "<scene>. Later she mentioned the apple, meaning the" → " company"
-or " fruit". A *pair* is the same word and bridge after scenes of its two senses, with equal token counts,
+Prompts come from the embedded model's world (the default's for any other model): "<scene>. Later she
+mentioned the apple, meaning the" → " company" or " fruit"; in tiny-facts-2 also Chinese, "<scene>。后来她
+提到了苹果，指的是" → "公司" or "水果". A *pair* is the same word and bridge after scenes of its two senses, with equal token counts,
 both answered correctly. Ordinary text (default: trained fact prompts; or one text per line of --texts)
 is the baseline. Position "token" is the ambiguous word (for ordinary text, every token but the first
 and the last), "prediction" the last position. Layer l is the residual entering block l; layer n_layers
@@ -35,6 +36,7 @@ Plots: layer_curves.png, head_maps.png, attention_top_heads.png, flow_graph.png.
 from __future__ import annotations
 
 import argparse
+import importlib
 import random
 from collections import defaultdict
 from collections.abc import Callable
@@ -47,8 +49,7 @@ from torch import Tensor
 
 from interp import reporting as R
 from interp.analysis import Head, Resid, context_flow, denoise, flow_graph, logit_diff, subject_span
-from interp.embedded.tiny_facts.corpus import disambiguation_examples, fact_examples
-from interp.embedded.tiny_facts.world import POLYSEMES
+from interp.embedded import DEFAULT, EMBEDDED
 from interp.transformer import HookedTransformer
 
 NAME = "context-injection"
@@ -87,8 +88,23 @@ class Item:
     correct: bool
 
 
-def build_items(model: HookedTransformer, words: list[str]) -> list[Item]:
-    examples = [e for e in disambiguation_examples() if e.subject in words]
+def world_corpus(source: str | None) -> object:
+    """The corpus module of the embedded world to draw prompts from: the named model's, else the default's."""
+    name = source if source in EMBEDDED else DEFAULT
+    return importlib.import_module(f"interp.embedded.{EMBEDDED[name]}.corpus")
+
+
+def split_scene(prompt: str) -> tuple[str, str]:
+    """(scene, rest): the scene is the first sentence, ended by ". " in English or "。" in Chinese."""
+    if ". " in prompt:
+        scene, rest = prompt.split(". ", 1)
+        return scene + ".", rest
+    scene, rest = prompt.split("。", 1)
+    return scene + "。", rest
+
+
+def build_items(model: HookedTransformer, words: list[str], corpus: object) -> list[Item]:
+    examples = [e for e in corpus.disambiguation_examples() if e.subject in words]
     tokens, mask = model.to_tokens([e.prompt for e in examples], return_attention_mask=True)
     with torch.no_grad():
         logits = model(tokens, attention_mask=mask)
@@ -98,9 +114,10 @@ def build_items(model: HookedTransformer, words: list[str]) -> list[Item]:
     for i, e in enumerate(examples):
         row = tokens[i : i + 1, : int(lengths[i])]
         sense_id = R.first_token(model, e.answer)
-        label = [s for _, s in POLYSEMES[e.subject]].index(e.relation)
-        word_pos = subject_span(model, row, " " + e.subject)[1] - 1
-        scene = subject_span(model, row, e.prompt.split(". ", 1)[0] + ".")
+        label = [s for _, s in corpus.POLYSEMES[e.subject]].index(e.relation)
+        space = " " if getattr(e, "lang", "en") == "en" else ""
+        word_pos = subject_span(model, row, space + e.subject)[1] - 1
+        scene = subject_span(model, row, split_scene(e.prompt)[0])
         n, ok = int(lengths[i]), bool(pred[i] == sense_id)
         items.append(
             Item(i, e.prompt, e.subject, e.relation, label, e.split, sense_id, n, word_pos, *scene, ok)
@@ -113,7 +130,7 @@ def select_pairs(items: list[Item], per_word: int, rng: random.Random) -> list[P
     by_bridge: dict[tuple[str, str], list[Item]] = defaultdict(list)
     for it in items:
         if it.correct:
-            by_bridge[(it.word, it.prompt.split(". ", 1)[1])].append(it)
+            by_bridge[(it.word, split_scene(it.prompt)[1])].append(it)
     pools: dict[str, list[list[Pair]]] = defaultdict(list)
     for (word, _), group in sorted(by_bridge.items()):
         zeros, ones = [a for a in group if a.label == 0], [b for b in group if b.label == 1]
@@ -507,16 +524,17 @@ def write_report(
 def run(args: argparse.Namespace) -> Path:
     out = R.output_dir(args.out)
     cfg = SETTINGS["quick" if args.quick else "full"]
-    words = R.csv_list(args.words) or list(POLYSEMES)
-    unknown = [w for w in words if w not in POLYSEMES]
+    corpus = world_corpus(args.model)
+    words = R.csv_list(args.words) or list(corpus.POLYSEMES)
+    unknown = [w for w in words if w not in corpus.POLYSEMES]
     if unknown:
-        raise R.UsageError(f"unknown --words {unknown}; known: {', '.join(POLYSEMES)}")
+        raise R.UsageError(f"unknown --words {unknown}; known: {', '.join(corpus.POLYSEMES)}")
     if args.pairs_per_word is not None and args.pairs_per_word < 1:
         raise R.UsageError(f"--pairs-per-word must be >= 1, got {args.pairs_per_word}")
     texts = R.read_lines(args.texts, "--texts") if args.texts else None
     model = R.load_model(args.model)
     rng = random.Random(args.seed)
-    items = build_items(model, words)
+    items = build_items(model, words, corpus)
     pairs = select_pairs(items, args.pairs_per_word or cfg["pairs_per_word"], rng)
     if not pairs:
         raise R.UsageError(
@@ -525,7 +543,8 @@ def run(args: argparse.Namespace) -> Path:
         )
     if texts is None:
         texts = rng.sample(
-            [e.prompt for e in fact_examples() if e.split == "train" and e.kind == "fact"], cfg["ordinary"]
+            [e.prompt for e in corpus.fact_examples() if e.split == "train" and e.kind == "fact"],
+            cfg["ordinary"],
         )
     probe_df, margin, probed = probe(model, items, cfg["probe_max"], args.seed)
     paired = {it.prompt_id for pair in pairs for it in pair}
@@ -550,7 +569,7 @@ def run(args: argparse.Namespace) -> Path:
 
 def build_parser() -> argparse.ArgumentParser:
     p = R.base_parser(NAME, "How attention injects disambiguating context into ambiguous tokens.")
-    p.add_argument("--words", help=f"comma-separated ambiguous words (default: all {len(POLYSEMES)})")
+    p.add_argument("--words", help="comma-separated ambiguous words (default: all of the model's world)")
     p.add_argument(
         "--texts", type=Path, help="ordinary-text baseline, one text per line (default: fact prompts)"
     )

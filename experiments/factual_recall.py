@@ -3,7 +3,8 @@
     interp run factual-recall [--quick] [--out DIR] [--model PATH_OR_ID] [--seed N]
                               [--relations capital,language] [--prompts FILE] [--n-facts N]
 
-Facts are the tiny-facts world's trained template-0 prompts ("The capital of France is" → " Paris",
+Facts are the embedded world's trained template-0 prompts (the named embedded model's world, else the
+default's; tiny-facts-2 has English and Chinese, --lang picks; "The capital of France is" → " Paris",
 "Dylan Sawyer was born in" → ...) that the model answers correctly (top-1 = the answer's first token),
 France's capital first; or the lines of --prompts FILE, each "prompt<TAB>subject<TAB>answer" (the answer
 verbatim, usually with its leading space: " Paris"; only its first token is scored). Token roles
@@ -39,6 +40,7 @@ Plots: causal_trace.png, causal_trace_example.png, knockout.png, mlp_ablation.pn
 from __future__ import annotations
 
 import argparse
+import importlib
 import random
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -61,7 +63,7 @@ from interp.analysis import (
     prob,
     subject_span,
 )
-from interp.embedded.tiny_facts.corpus import FACT_TEMPLATES, fact_examples, render, training_documents
+from interp.embedded import DEFAULT, EMBEDDED
 from interp.transformer import HookedTransformer
 
 NAME = "factual-recall"
@@ -114,6 +116,18 @@ class Fact:
         return out or ["before subject"]  # kept in the raw table (IE = 0 by construction), not averaged
 
 
+def world_corpus(source: str | None) -> object:
+    """The corpus module of the embedded world to draw facts from: the named model's, else the default's."""
+    name = source if source in EMBEDDED else DEFAULT
+    return importlib.import_module(f"interp.embedded.{EMBEDDED[name]}.corpus")
+
+
+def is_template0(corpus: object, e: object) -> bool:
+    if hasattr(corpus, "is_template0"):  # a bilingual world knows each language's first template
+        return corpus.is_template0(e)
+    return e.prompt == corpus.render(corpus.FACT_TEMPLATES[e.relation][0], e.subject)
+
+
 def candidates(args: argparse.Namespace) -> list[tuple[str, str, str, str]]:
     """(prompt, subject, relation, answer) from --prompts FILE or the tiny-facts template-0 prompts."""
     if args.prompts:
@@ -129,14 +143,18 @@ def candidates(args: argparse.Namespace) -> list[tuple[str, str, str, str]]:
                 (prompt, subject, "custom", answer)
             )  # verbatim: " Paris" and "Paris" are different tokens
         return rows
-    relations = R.csv_list(args.relations) or list(FACT_TEMPLATES)
-    unknown = [r for r in relations if r not in FACT_TEMPLATES]
+    corpus = world_corpus(args.model)
+    relations = R.csv_list(args.relations) or list(corpus.FACT_TEMPLATES)
+    unknown = [r for r in relations if r not in corpus.FACT_TEMPLATES]
     if unknown:
-        raise R.UsageError(f"unknown --relations {unknown}; known: {', '.join(FACT_TEMPLATES)}")
+        raise R.UsageError(f"unknown --relations {unknown}; known: {', '.join(corpus.FACT_TEMPLATES)}")
+    langs = R.csv_list(args.lang) or None
     return [
         (e.prompt, e.subject, e.relation, e.answer)
-        for e in fact_examples()
-        if e.relation in relations and e.prompt == render(FACT_TEMPLATES[e.relation][0], e.subject)
+        for e in corpus.fact_examples()
+        if e.relation in relations
+        and is_template0(corpus, e)
+        and (langs is None or getattr(e, "lang", "en") in langs)
     ]
 
 
@@ -241,13 +259,15 @@ def mlp_ablation(model: HookedTransformer, facts: list[Fact], reference: torch.T
     return pd.DataFrame(rows, columns=COLUMNS["mlp_ablation.csv"])
 
 
-def mean_reference(model: HookedTransformer, seed: int, rows: int = 16, length: int = 32) -> torch.Tensor:
+def mean_reference(
+    model: HookedTransformer, seed: int, corpus: object, rows: int = 16, length: int = 32
+) -> torch.Tensor:
     """Unpadded token windows of corpus text for mean ablation.
 
     `ablate`'s mean runs over every position of the reference, padding included; fixed-length windows of
     running text have no padding, so the mean is over real tokens only.
     """
-    text = " ".join(training_documents(4 * rows, seed=seed + 1))
+    text = " ".join(corpus.training_documents(4 * rows, seed=seed + 1))
     ids = model.to_tokens(text, prepend_bos=False)[0][: rows * length]
     if ids.numel() < rows * length:
         raise R.UsageError("the mean-ablation reference text is too short for this tokenizer")
@@ -514,7 +534,7 @@ def run(args: argparse.Namespace) -> Path:
     facts_df = pd.DataFrame([asdict(f) for f in facts])
     facts_df[["p_clean", "p_corrupted", "total_effect"]] = te
     ko = knockouts(model, facts, window)
-    abl = mlp_ablation(model, facts, mean_reference(model, args.seed))
+    abl = mlp_ablation(model, facts, mean_reference(model, args.seed, world_corpus(args.model)))
     kn, groups = neurons(model, facts[: cfg["kn_facts"]])
     lens_df = lens(model, facts)
     lens_sum = (
@@ -549,9 +569,8 @@ def run(args: argparse.Namespace) -> Path:
 
 def build_parser() -> argparse.ArgumentParser:
     p = R.base_parser(NAME, "How MLPs recall facts: causal tracing, knockout, ablation, neurons, logit lens.")
-    p.add_argument(
-        "--relations", help=f"comma-separated relations (default: all of {', '.join(FACT_TEMPLATES)})"
-    )
+    p.add_argument("--relations", help="comma-separated relations (default: all of the model's world)")
+    p.add_argument("--lang", help="comma-separated languages of a bilingual world, en,zh (default: all)")
     p.add_argument(
         "--prompts", type=Path, help="facts to use instead, one 'prompt<TAB>subject<TAB>answer' per line"
     )

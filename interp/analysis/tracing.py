@@ -41,20 +41,45 @@ from interp.transformer import HookedTransformer
 Kind = Literal["resid", "mlp", "attn"]
 
 
+def _char_ends(model: HookedTransformer, ids: list[int]) -> tuple[str, Tensor]:
+    """The prompt's text and each token's end character in it.
+
+    From a fast tokenizer's offsets when re-encoding the decoded text gives back the same tokens: a
+    byte-level BPE may split a character (CJK, emoji) over two tokens, whose decoded pieces are "�" and
+    would throw piece lengths off. Otherwise, from the decoded pieces. Special tokens (BOS) are empty.
+    """
+    tok = model.tokenizer
+    special = set(getattr(tok, "all_special_ids", ()))
+    keep = [i for i, t in enumerate(ids) if t not in special]
+    if getattr(tok, "is_fast", False) and keep:
+        text = tok.decode([ids[i] for i in keep], clean_up_tokenization_spaces=False)
+        enc = tok(text, add_special_tokens=False, return_offsets_mapping=True)
+        if enc["input_ids"] == [ids[i] for i in keep]:
+            ends, end = [], 0
+            offsets = iter(enc["offset_mapping"])
+            for t in ids:
+                end = end if t in special else max(end, next(offsets)[1])
+                ends.append(end)
+            return text, torch.tensor(ends)
+    pieces = model.to_str_tokens(torch.tensor(ids))
+    return "".join(pieces), torch.tensor([len(p) for p in pieces]).cumsum(0)
+
+
 def subject_span(model: HookedTransformer, tokens: Tensor, subject: str | tuple[int, int]) -> tuple[int, int]:
-    """Token span [start, end) of the subject: given directly, or found as a substring of the prompt."""
+    """Token span [start, end) of the subject: given directly, or found as a substring of the prompt.
+
+    Text is located with the tokenizer's character offsets where it has them (see `_char_ends`).
+    """
     n_pos = tokens.shape[-1]
     if isinstance(subject, str):
         if model.tokenizer is None:
             raise ValueError(
                 "the subject is text but the model has no tokenizer; pass a token span (start, end)"
             )
-        pieces = model.to_str_tokens(tokens[0])
-        text = "".join(pieces)
+        text, ends = _char_ends(model, tokens.reshape(-1, n_pos)[0].tolist())
         at = text.find(subject)
         if not subject or at < 0:
             raise ValueError(f"subject {subject!r} not found in the prompt {text!r}")
-        ends = torch.tensor([len(p) for p in pieces]).cumsum(0)
         start = int((ends <= at).sum())  # first token that ends after the subject begins
         end = int((ends < at + len(subject)).sum()) + 1
         return start, end
