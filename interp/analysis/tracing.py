@@ -41,12 +41,12 @@ from interp.transformer import HookedTransformer
 Kind = Literal["resid", "mlp", "attn"]
 
 
-def _char_ends(model: HookedTransformer, ids: list[int]) -> tuple[str, Tensor]:
-    """The prompt's text and each token's end character in it.
+def _char_spans(model: HookedTransformer, ids: list[int]) -> tuple[str, Tensor, Tensor]:
+    """The prompt's text and each token's start and end character in it.
 
     From a fast tokenizer's offsets when re-encoding the decoded text gives back the same tokens: a
-    byte-level BPE may split a character (CJK, emoji) over two tokens, whose decoded pieces are "�" and
-    would throw piece lengths off. Otherwise, from the decoded pieces. Special tokens (BOS) are empty.
+    byte-level BPE may split a character (CJK, emoji) over several tokens, whose decoded pieces are "�"
+    and would throw piece lengths off. Otherwise, from the decoded pieces. Special tokens (BOS) are empty.
     """
     tok = model.tokenizer
     special = set(getattr(tok, "all_special_ids", ()))
@@ -55,20 +55,22 @@ def _char_ends(model: HookedTransformer, ids: list[int]) -> tuple[str, Tensor]:
         text = tok.decode([ids[i] for i in keep], clean_up_tokenization_spaces=False)
         enc = tok(text, add_special_tokens=False, return_offsets_mapping=True)
         if enc["input_ids"] == [ids[i] for i in keep]:
-            ends, end = [], 0
+            starts, ends, end = [], [], 0
             offsets = iter(enc["offset_mapping"])
             for t in ids:
-                end = end if t in special else max(end, next(offsets)[1])
+                a, end = (end, end) if t in special else next(offsets)
+                starts.append(a)
                 ends.append(end)
-            return text, torch.tensor(ends)
+            return text, torch.tensor(starts), torch.tensor(ends)
     pieces = model.to_str_tokens(torch.tensor(ids))
-    return "".join(pieces), torch.tensor([len(p) for p in pieces]).cumsum(0)
+    ends = torch.tensor([len(p) for p in pieces]).cumsum(0)
+    return "".join(pieces), ends - torch.tensor([len(p) for p in pieces]), ends
 
 
 def subject_span(model: HookedTransformer, tokens: Tensor, subject: str | tuple[int, int]) -> tuple[int, int]:
     """Token span [start, end) of the subject: given directly, or found as a substring of the prompt.
 
-    Text is located with the tokenizer's character offsets where it has them (see `_char_ends`).
+    Text is located with the tokenizer's character offsets where it has them (see `_char_spans`).
     """
     n_pos = tokens.shape[-1]
     if isinstance(subject, str):
@@ -76,12 +78,12 @@ def subject_span(model: HookedTransformer, tokens: Tensor, subject: str | tuple[
             raise ValueError(
                 "the subject is text but the model has no tokenizer; pass a token span (start, end)"
             )
-        text, ends = _char_ends(model, tokens.reshape(-1, n_pos)[0].tolist())
+        text, starts, ends = _char_spans(model, tokens.reshape(-1, n_pos)[0].tolist())
         at = text.find(subject)
         if not subject or at < 0:
             raise ValueError(f"subject {subject!r} not found in the prompt {text!r}")
         start = int((ends <= at).sum())  # first token that ends after the subject begins
-        end = int((ends < at + len(subject)).sum()) + 1
+        end = int((starts < at + len(subject)).sum())  # one past the last token that starts inside it
         return start, end
     start, end = subject
     if not 0 <= start < end <= n_pos:

@@ -7,7 +7,7 @@ together; ``unseen``: the template is never trained), and each `Example` also sa
 
 What is new, and why (the model card has the measurements):
 
-* Person names are cells of a 10 x 10 grid with Latin-square attributes (`world.py`), so no single name
+* Person names are cells of a 8 x 8 grid with Latin-square attributes (`world.py`), so no single name
   token predicts anything; the pair must be assembled before it can be looked up.
 * Person facts are often asked after intervening text ("Jordan Carter, an old friend of ours, was born
   in"), so fetching the name's tokens from the question's position is less useful than enriching the

@@ -40,10 +40,10 @@ CHECKPOINT = "checkpoint.pt"
 class Recipe:
     """Everything that decides the checkpoint; written into eval.json."""
 
-    steps: int = 6000
+    steps: int = 2400
     batch_size: int = 64  # documents per step, one per row
     lr: float = 3e-3
-    warmup: int = 150
+    warmup: int = 100
     lr_min_frac: float = 0.05
     weight_decay: float = 0.05
     seed: int = 0

@@ -1,14 +1,14 @@
 """The bilingual (English + Chinese) knowledge base behind the tiny-facts-2 corpus.
 
 Why a second world: in tiny-facts every person's surname narrowed the answer, so a per-token lookup in
-MLP0 was enough and the facts never moved to a middle layer. Here a person is a cell of a 10 x 10 grid
+MLP0 was enough and the facts never moved to a middle layer. Here a person is a cell of a 8 x 8 grid
 of first and last names, and each person attribute is a Latin square over that grid: every first name
-and every last name occurs once with each of the 10 values of every relation. A single name token
+and every last name occurs once with each of the 8 values of every relation. A single name token
 therefore says nothing about any attribute; only the assembled pair does, so the subject must be built
 by attention before an MLP can look it up.
 
 Every entity has an English and a Chinese name (hand-written; no dataset). Chinese person names are the
-usual transliterations of the English ones, joined by the middle dot "·", so the same 100 people exist
+usual transliterations of the English ones, joined by the middle dot "·", so the same 64 people exist
 in both languages and cross-lingual recall can be compared fact by fact.
 
 Nothing here is random at import time except the Latin squares, which come from a fixed seed and are
@@ -101,25 +101,25 @@ COUNTRY_BY_NAME: dict[str, Country] = {c.name: c for c in COUNTRIES}
 # The grid. English first and last names are disjoint pools; (English, Chinese transliteration).
 FIRST_NAMES: tuple[tuple[str, str], ...] = (
     ("Jordan", "乔丹"), ("Taylor", "泰勒"), ("Morgan", "摩根"), ("Riley", "莱利"), ("Casey", "凯西"),
-    ("Avery", "埃弗里"), ("Parker", "帕克"), ("Quinn", "奎因"), ("Blake", "布莱克"), ("Logan", "洛根"),
+    ("Avery", "埃弗里"), ("Parker", "帕克"), ("Quinn", "奎因"),
 )  # fmt: skip
 LAST_NAMES: tuple[tuple[str, str], ...] = (
     ("Carter", "卡特"), ("Spencer", "斯宾塞"), ("Hunter", "亨特"), ("Bailey", "贝利"), ("Nolan", "诺兰"),
-    ("Grant", "格兰特"), ("Harper", "哈珀"), ("Ellis", "埃利斯"), ("Reese", "里斯"), ("Tanner", "坦纳"),
+    ("Grant", "格兰特"), ("Harper", "哈珀"), ("Ellis", "埃利斯"),
 )  # fmt: skip
 
-# Ten values per person relation, one per Latin-square symbol. Birth countries are countries of the
+# Eight values per person relation, one per Latin-square symbol. Birth countries are countries of the
 # world (their capitals etc. are facts too) with distinct first words.
 BIRTH_COUNTRIES: tuple[str, ...] = (
-    "France", "Germany", "Italy", "Spain", "Japan", "China", "Brazil", "Canada", "Egypt", "Kenya",
+    "France", "Germany", "Italy", "Spain", "Japan", "China", "Brazil", "Canada",
 )  # fmt: skip
 JOBS: tuple[tuple[str, str], ...] = (
     ("doctor", "医生"), ("teacher", "教师"), ("lawyer", "律师"), ("farmer", "农民"), ("pilot", "飞行员"),
-    ("chef", "厨师"), ("nurse", "护士"), ("baker", "面包师"), ("dentist", "牙医"), ("writer", "作家"),
+    ("chef", "厨师"), ("nurse", "护士"), ("baker", "面包师"),
 )  # fmt: skip
 SPORTS: tuple[tuple[str, str], ...] = (
     ("tennis", "网球"), ("golf", "高尔夫"), ("chess", "象棋"), ("soccer", "足球"), ("hockey", "冰球"),
-    ("rugby", "橄榄球"), ("baseball", "棒球"), ("basketball", "篮球"), ("volleyball", "排球"), ("badminton", "羽毛球"),
+    ("rugby", "橄榄球"), ("baseball", "棒球"), ("basketball", "篮球"),
 )  # fmt: skip
 
 

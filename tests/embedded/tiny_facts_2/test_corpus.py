@@ -22,18 +22,18 @@ def test_same_seed_same_corpus(docs: list[str]) -> None:
 
 @pytest.mark.parametrize("relation", ["birth_country", "job", "sport"])
 def test_no_single_name_token_predicts_an_attribute(relation: str) -> None:
-    # Latin square: every first name and every last name occurs once with each of the 10 values.
+    # Latin square: every first name and every last name occurs once with each of the 8 values.
     by_first, by_last = defaultdict(Counter), defaultdict(Counter)
     for p in world.PEOPLE:
         first, last = p.name.split()
         by_first[first][getattr(p, relation)] += 1
         by_last[last][getattr(p, relation)] += 1
     for counts in (*by_first.values(), *by_last.values()):
-        assert len(counts) == 10 and set(counts.values()) == {1}
+        assert len(counts) == 8 and set(counts.values()) == {1}
 
 
 def test_world_names_are_distinct_in_both_languages() -> None:
-    assert len(world.PEOPLE) == 100 and len({p.zh_name for p in world.PEOPLE}) == 100
+    assert len(world.PEOPLE) == 64 and len({p.zh_name for p in world.PEOPLE}) == 64
     assert len({c.zh_name for c in world.COUNTRIES}) == len(world.COUNTRIES)
     assert len({c.zh_capital for c in world.COUNTRIES}) == len(world.COUNTRIES)
     assert len({c.capital.split()[0] for c in world.COUNTRIES}) == len(world.COUNTRIES)
