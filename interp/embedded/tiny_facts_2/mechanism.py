@@ -169,3 +169,38 @@ def cross_lingual(model: HookedTransformer, n_facts: int = 96, noise_scale: floa
         "cross_recovery": np.nanmean(cross, 0).round(4).tolist(),
         "same_language_recovery": np.nanmean(same, 0).round(4).tolist(),
     }
+
+
+def report(model: HookedTransformer, n_facts: int = 96, n_samples: int = 5) -> dict:
+    """Every figure of this module for both languages, as written into eval.json ("mechanism")."""
+    out = {lang: measure(model, lang, n_facts, n_samples) for lang in ("en", "zh")}
+    out["cross_lingual"] = cross_lingual(model, n_facts)
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m interp.embedded.tiny_facts_2.mechanism [WEIGHTS_DIR]`: add the figures to eval.json."""
+    import argparse
+    import json
+    from pathlib import Path
+
+    import interp
+    from interp.embedded import weights_dir
+
+    p = argparse.ArgumentParser(description=main.__doc__)
+    p.add_argument("weights", nargs="?", type=Path, default=weights_dir("tiny-facts-2"))
+    args = p.parse_args(argv)
+    torch.set_num_threads(1)
+    model = interp.load(str(args.weights))
+    path = args.weights / "eval.json"
+    metrics = json.loads(path.read_text()) if path.exists() else {}
+    metrics["mechanism"] = report(model)
+    metrics["mechanism_met"] = {
+        lang: [k for k, ok in metrics["mechanism"][lang]["targets"].items() if ok] for lang in ("en", "zh")
+    }
+    path.write_text(json.dumps(metrics, indent=2, ensure_ascii=False) + "\n")
+    print(json.dumps(metrics["mechanism"], ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    main()

@@ -224,6 +224,12 @@ def train(
         from interp.embedded.tiny_facts_2.evaluate import evaluate
 
         metrics["accuracy"] = evaluate(model, seed=recipe.split_seed)
+        from interp.embedded.tiny_facts_2 import mechanism
+
+        metrics["mechanism"] = mechanism.report(model)
+        metrics["mechanism_met"] = {
+            lang: [k for k, ok in metrics["mechanism"][lang]["targets"].items() if ok] for lang in ("en", "zh")
+        }
     (out / "eval.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False) + "\n")
     metrics["model"] = model
     return metrics
