@@ -175,11 +175,21 @@ INTERJECTIONS: dict[str, tuple[str, ...]] = {
     ),
 }
 
-ZH_BRIDGES: tuple[str, ...] = ("后来她提到了{w}", "然后他指了指{w}", "过了一会儿他们聊起了{w}", "大家一直看着{w}")
+ZH_BRIDGES: tuple[str, ...] = (
+    "后来她提到了{w}",
+    "然后他指了指{w}",
+    "过了一会儿他们聊起了{w}",
+    "大家一直看着{w}",
+)
 ZH_QUERY_SUFFIX = "，指的是"
 
 BINDING = {
-    "en": {"names": BINDING_NAMES, "lives": "{n} lives in {p}.", "query": "{n} speaks", "copy": "{n} lives in"},
+    "en": {
+        "names": BINDING_NAMES,
+        "lives": "{n} lives in {p}.",
+        "query": "{n} speaks",
+        "copy": "{n} lives in",
+    },
     "zh": {"names": ZH_BINDING_NAMES, "lives": "{n}住在{p}。", "query": "{n}说", "copy": "{n}住在"},
 }
 
@@ -342,7 +352,8 @@ def heldout_scene_pairs(seed: int = 0, lang: str = "en") -> frozenset[tuple[str,
     held: set[tuple[str, str]] = set()
     for domain, scenes in scenes_by_domain.items():
         words = sorted(
-            (w for w, s in polysemes.items() if any(d == domain for d, _ in s)), key=lambda w: _h("w", seed, w)
+            (w for w, s in polysemes.items() if any(d == domain for d, _ in s)),
+            key=lambda w: _h("w", seed, w),
         )
         order = sorted(scenes, key=lambda s: _h("scene", seed, domain, s))
         for i, word in enumerate(words):
@@ -371,7 +382,9 @@ def disambiguation_examples(seed: int = 0, lang: str | None = None) -> list[Exam
                     split = "heldout" if (word, scene) in held else "train"
                     for bridge in bridges:
                         prompt = disambiguation_prompt(scene, bridge, word, lg)
-                        out.append(Example(prompt, _space(lg) + sense, "disambiguation", split, word, sense, lg))
+                        out.append(
+                            Example(prompt, _space(lg) + sense, "disambiguation", split, word, sense, lg)
+                        )
     return out
 
 
@@ -381,7 +394,9 @@ def _place(c: Country, lang: str, rng: random.Random) -> str:
     return c.zh_capital if rng.random() < 0.5 else c.zh_name
 
 
-def _binding_scene(rng: random.Random, n_people: int, lang: str) -> tuple[list[str], list[Country], list[str]]:
+def _binding_scene(
+    rng: random.Random, n_people: int, lang: str
+) -> tuple[list[str], list[Country], list[str]]:
     """Names, countries (pairwise different languages) and place strings of one binding item."""
     names = rng.sample(BINDING[lang]["names"], n_people)
     countries: list[Country] = []
@@ -491,7 +506,11 @@ def _document(rng: random.Random, split_seed: int, mix: Mix) -> str:
     facts, scene_pairs = pools[lang]
     sp = _space(lang)
     r = rng.random()
-    edges = list(itertools.accumulate((mix.facts, mix.disambiguation, mix.binding1, mix.binding2, mix.binding3, mix.parallel)))
+    edges = list(
+        itertools.accumulate(
+            (mix.facts, mix.disambiguation, mix.binding1, mix.binding2, mix.binding3, mix.parallel)
+        )
+    )
     if r < edges[0]:
         sentences = [_fact_sentence(rng.choice(facts), rng, mix) for _ in range(rng.choice((1, 2, 2, 3)))]
         if rng.random() < 0.3:

@@ -22,6 +22,7 @@ length, so positions are mapped by role), and reports the recovered share of P(a
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -45,13 +46,11 @@ def token_span(model: HookedTransformer, prompt: str, text: str) -> tuple[int, i
     return hits[0] + 1, hits[-1] + 2  # +1: BOS
 
 
-def person_facts(model: HookedTransformer, lang: str, n: int, seed: int = 0) -> list[tuple[Example, tuple, int]]:
+def person_facts(
+    model: HookedTransformer, lang: str, n: int, seed: int = 0
+) -> list[tuple[Example, tuple, int]]:
     """Up to `n` template-0 person facts in `lang` the model answers top-1: (example, span, answer id)."""
-    pool = [
-        e
-        for e in fact_examples(lang=lang)
-        if e.relation in PERSON_RELATIONS and is_template0(e)
-    ]
+    pool = [e for e in fact_examples(lang=lang) if e.relation in PERSON_RELATIONS and is_template0(e)]
     random.Random(seed).shuffle(pool)
     out = []
     for e in pool:
@@ -69,7 +68,9 @@ def _at(df, pos: int) -> np.ndarray:
     return df[df.pos == pos].sort_values("layer").indirect_effect.to_numpy()
 
 
-def measure(model: HookedTransformer, lang: str, n_facts: int = 96, n_samples: int = 5, seed: int = 0) -> dict:
+def measure(
+    model: HookedTransformer, lang: str, n_facts: int = 96, n_samples: int = 5, seed: int = 0
+) -> dict:
     """The figures of the module docstring for `lang`, means over up to `n_facts` facts."""
     facts = person_facts(model, lang, n_facts, seed)
     n = model.cfg.n_layers
@@ -81,8 +82,12 @@ def measure(model: HookedTransformer, lang: str, n_facts: int = 96, n_samples: i
         mlp.append(_at(tr, t - 1))
         te.append(tr.attrs["total_effect"])
         win.append(_at(causal_trace(model, e.prompt, (s, t), answer, kind="mlp", window=3, **kw), t - 1))
-        attn.append(_at(causal_trace(model, e.prompt, (s, t), answer, kind="attn", window=1, **kw), n_pos - 1))
-        k = knockout_sweep(model, e.prompt, {"subject": list(range(s, t))}, window=1, answer=answer, progress=False)
+        attn.append(
+            _at(causal_trace(model, e.prompt, (s, t), answer, kind="attn", window=1, **kw), n_pos - 1)
+        )
+        k = knockout_sweep(
+            model, e.prompt, {"subject": list(range(s, t))}, window=1, answer=answer, progress=False
+        )
         ko.append(k.sort_values("layer").relative_change.to_numpy())
         lz = logit_lens(model, e.prompt, answer, k=1, positions=-1)
         lens.append((lz.sort_values("layer").target_rank.to_numpy() == 0).astype(float))
@@ -116,7 +121,9 @@ def measure(model: HookedTransformer, lang: str, n_facts: int = 96, n_samples: i
 
 
 @torch.no_grad()
-def cross_lingual(model: HookedTransformer, n_facts: int = 96, noise_scale: float = 3.0, seed: int = 0) -> dict:
+def cross_lingual(
+    model: HookedTransformer, n_facts: int = 96, noise_scale: float = 3.0, seed: int = 0
+) -> dict:
     """Recovery of P(Chinese answer) when the English run's MLP_l output at the subject is patched in.
 
     For each fact known in both languages: corrupt the Chinese subject's embeddings (seeded Gaussian
@@ -127,48 +134,64 @@ def cross_lingual(model: HookedTransformer, n_facts: int = 96, noise_scale: floa
     """
     zh = {(f[0].key, f[0].relation): f for f in person_facts(model, "zh", 10**6, seed)}
     en = [f for f in person_facts(model, "en", 10**6, seed) if (f[0].key, f[0].relation) in zh][:n_facts]
-    n = model.cfg.n_layers
     gen = torch.Generator().manual_seed(seed)
     std = noise_scale * float(model.W_E.float().std())
     cross, same = [], []
     for e_en, (_, t_en), _ in en:
         e_zh, (s_zh, t_zh), answer = zh[(e_en.key, e_en.relation)]
-        _, c_en = model.run_with_cache(e_en.prompt, names_filter=lambda h: h.endswith("hook_mlp_out"))
-        logits_zh, c_zh = model.run_with_cache(e_zh.prompt, names_filter=lambda h: h.endswith("hook_mlp_out"))
         noise = torch.randn(t_zh - s_zh, model.cfg.d_model, generator=gen) * std
-
-        def corrupt(x, hook):
-            x = x.clone()
-            x[:, s_zh:t_zh] += noise
-            return x
-
-        def p_with(hooks):
-            logits = model.run_with_hooks(e_zh.prompt, fwd_hooks=[("hook_embed", corrupt), *hooks])
-            return float(logits[0, -1].softmax(-1)[answer])
-
-        p_clean, p_corr = float(logits_zh[0, -1].softmax(-1)[answer]), p_with([])
-        row_c, row_s = [], []
-        for layer in range(n):
-            name = f"blocks.{layer}.hook_mlp_out"
-
-            def put(src, pos_src):
-                def hook(x, hook):
-                    x = x.clone()
-                    x[:, t_zh - 1] = src[name][0, pos_src]
-                    return x
-
-                return [(name, hook)]
-
-            denom = p_clean - p_corr
-            row_c.append((p_with(put(c_en, t_en - 1)) - p_corr) / denom if denom > 1e-6 else np.nan)
-            row_s.append((p_with(put(c_zh, t_zh - 1)) - p_corr) / denom if denom > 1e-6 else np.nan)
-        cross.append(row_c)
-        same.append(row_s)
+        row = _patched_recovery(model, e_en.prompt, t_en - 1, e_zh.prompt, (s_zh, t_zh), answer, noise)
+        cross.append(row[0])
+        same.append(row[1])
+    if not cross:
+        return {"n_facts": 0, "cross_recovery": None, "same_language_recovery": None}
     return {
         "n_facts": len(cross),
         "cross_recovery": np.nanmean(cross, 0).round(4).tolist(),
         "same_language_recovery": np.nanmean(same, 0).round(4).tolist(),
     }
+
+
+def _patched_recovery(
+    model: HookedTransformer,
+    source: str,
+    source_pos: int,
+    base: str,
+    span: tuple[int, int],
+    answer: int,
+    noise: torch.Tensor,
+) -> tuple[list[float], list[float]]:
+    """Per layer: recovery of P(answer) in the corrupted `base` run when MLP_l's output at its last
+    subject token comes from the clean `source` run at `source_pos`, and from the clean base run itself."""
+    start, end = span
+    names = [f"blocks.{layer}.hook_mlp_out" for layer in range(model.cfg.n_layers)]
+    _, src = model.run_with_cache(source, names_filter=names)
+    logits, own = model.run_with_cache(base, names_filter=names)
+
+    def corrupt(x: torch.Tensor, hook: object) -> torch.Tensor:
+        x = x.clone()
+        x[:, start:end] += noise
+        return x
+
+    def p_with(hooks: list) -> float:
+        out = model.run_with_hooks(base, fwd_hooks=[("hook_embed", corrupt), *hooks])
+        return float(out[0, -1].softmax(-1)[answer])
+
+    def put(value: torch.Tensor) -> Callable:
+        def hook(x: torch.Tensor, hook: object) -> torch.Tensor:
+            x = x.clone()
+            x[:, end - 1] = value
+            return x
+
+        return hook
+
+    p_clean, p_corr = float(logits[0, -1].softmax(-1)[answer]), p_with([])
+    denom = p_clean - p_corr
+    if denom <= 1e-6:  # nothing to recover: the noise did not hurt
+        return [np.nan] * len(names), [np.nan] * len(names)
+    cross = [(p_with([(n, put(src[n][0, source_pos]))]) - p_corr) / denom for n in names]
+    same = [(p_with([(n, put(own[n][0, end - 1]))]) - p_corr) / denom for n in names]
+    return cross, same
 
 
 def report(model: HookedTransformer, n_facts: int = 96, n_samples: int = 5) -> dict:

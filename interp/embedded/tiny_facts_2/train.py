@@ -80,7 +80,11 @@ class Batches:
         self.bos = tok.token_to_id(BOS)
 
     def state_dict(self) -> dict:
-        return {"doc_rng": self.doc_rng.getstate(), "shuffle_rng": self.shuffle_rng.getstate(), "pending": self.pending}
+        return {
+            "doc_rng": self.doc_rng.getstate(),
+            "shuffle_rng": self.shuffle_rng.getstate(),
+            "pending": self.pending,
+        }
 
     def load_state_dict(self, state: dict) -> None:
         self.doc_rng.setstate(state["doc_rng"])
@@ -132,7 +136,10 @@ def build_model(recipe: Recipe, out: Path) -> HookedTransformer:
 def _optimizer(model: HookedTransformer, recipe: Recipe) -> torch.optim.Optimizer:
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "W_pos" not in n]
     no_decay = [p for n, p in model.named_parameters() if p.ndim < 2 or "W_pos" in n]
-    groups = [{"params": decay, "weight_decay": recipe.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    groups = [
+        {"params": decay, "weight_decay": recipe.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
     return torch.optim.AdamW(groups, lr=recipe.lr, betas=(0.9, 0.98))
 
 
@@ -228,7 +235,8 @@ def train(
 
         metrics["mechanism"] = mechanism.report(model)
         metrics["mechanism_met"] = {
-            lang: [k for k, ok in metrics["mechanism"][lang]["targets"].items() if ok] for lang in ("en", "zh")
+            lang: [k for k, ok in metrics["mechanism"][lang]["targets"].items() if ok]
+            for lang in ("en", "zh")
         }
     (out / "eval.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False) + "\n")
     metrics["model"] = model
@@ -250,7 +258,9 @@ def main(argv: list[str] | None = None) -> None:
     recipe = QUICK if args.quick else Recipe()
     overrides = {k: v for k, v in (("steps", args.steps), ("seed", args.seed)) if v is not None}
     recipe = Recipe(**{**asdict(recipe), "mix": recipe.mix, **overrides})
-    metrics = train(recipe, args.out, full_eval=not (args.quick or args.no_eval), checkpoint_every=args.checkpoint_every)
+    metrics = train(
+        recipe, args.out, full_eval=not (args.quick or args.no_eval), checkpoint_every=args.checkpoint_every
+    )
     print(json.dumps({k: metrics[k] for k in ("train_seconds", "loss_first", "loss_last")}))
     if "accuracy" in metrics:
         print(json.dumps(metrics["accuracy"], indent=2))

@@ -59,7 +59,9 @@ def test_a_fact_is_the_same_in_both_languages() -> None:
     zh = {(e.key, e.relation): e for e in fact_examples(lang="zh") if corpus.is_template0(e)}
     assert en.keys() == zh.keys()
     person = world.PERSON_BY_NAME["Jordan Carter"]
-    assert zh[("Jordan Carter", "birth_country")].answer == world.COUNTRY_BY_NAME[person.birth_country].zh_name
+    assert (
+        zh[("Jordan Carter", "birth_country")].answer == world.COUNTRY_BY_NAME[person.birth_country].zh_name
+    )
     assert zh[("Jordan Carter", "birth_country")].prompt == "乔丹·卡特出生在"
 
 

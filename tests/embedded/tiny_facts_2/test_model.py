@@ -97,11 +97,15 @@ def test_quick_training_is_bit_identical_and_resumable(tmp_path: Path) -> None:
     assert first["loss_last"] < first["loss_first"] - 0.3
     again = train.train(train.QUICK, tmp_path / "b", full_eval=False, progress=False)
     # Interrupted at step 20 (checkpoint kept), then resumed: the same bytes as an uninterrupted run.
-    stopped = train.train(train.QUICK, tmp_path / "c", full_eval=False, progress=False, checkpoint_every=7, stop_after=20)
+    stopped = train.train(
+        train.QUICK, tmp_path / "c", full_eval=False, progress=False, checkpoint_every=7, stop_after=20
+    )
     assert stopped == {"stopped_at": 20} and (tmp_path / "c" / train.CHECKPOINT).exists()
     resumed = train.train(train.QUICK, tmp_path / "c", full_eval=False, progress=False, checkpoint_every=7)
     assert not (tmp_path / "c" / train.CHECKPOINT).exists()
     for other in ("b", "c"):
-        assert (tmp_path / other / "model.safetensors").read_bytes() == (tmp_path / "a" / "model.safetensors").read_bytes()
+        assert (tmp_path / other / "model.safetensors").read_bytes() == (
+            tmp_path / "a" / "model.safetensors"
+        ).read_bytes()
     assert resumed["loss_last"] == first["loss_last"] and again["loss_last"] == first["loss_last"]
     assert interp.load(str(tmp_path / "a")).cfg == first["model"].cfg
