@@ -24,7 +24,7 @@ def main(args: argparse.Namespace | None = None) -> int:
     logits, cache = model.run_with_cache(prompt)
     probs = logits[0, -1].softmax(-1)
     top = probs.topk(5)
-    print(f"model: {model_name or 'tiny-facts-2'} ({sum(p.numel() for p in model.parameters()):,} params)")
+    print(f"model: {model_name or 'tiny-facts'} ({sum(p.numel() for p in model.parameters()):,} params)")
     print(f"prompt: {prompt!r}  tokens: {model.to_str_tokens(prompt)}")
     print("\nnext-token predictions:")
     for p, i in zip(top.values, top.indices, strict=True):

@@ -31,7 +31,7 @@ def base_parser(name: str, description: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=f"interp run {name}", description=description)
     p.add_argument("--out", type=Path, default=Path("runs") / name, help=f"output folder (runs/{name}/)")
     p.add_argument(
-        "--model", default=None, help="embedded name, local folder or hub id (default: tiny-facts-2)"
+        "--model", default=None, help="embedded name, local folder or hub id (default: tiny-facts)"
     )
     p.add_argument("--quick", action="store_true", help="small settings for CI (seconds)")
     p.add_argument("--seed", type=int, default=0, help="seed for sampling prompts, noise and probes")
@@ -271,7 +271,7 @@ def env_summary(model: HookedTransformer, name: str | None) -> str:
     """One line naming the model and its shape, for a report's setup paragraph."""
     cfg = model.cfg
     return (
-        f"model `{name or 'tiny-facts-2'}`: {cfg.n_layers} layers, d_model {cfg.d_model}, {cfg.n_heads} heads, "
+        f"model `{name or 'tiny-facts'}`: {cfg.n_layers} layers, d_model {cfg.d_model}, {cfg.n_heads} heads, "
         f"d_mlp {cfg.d_mlp}"
     )
 

@@ -33,7 +33,7 @@ def load(
     check_parity: bool = False,
     parity_atol: float = 1e-4,
 ) -> HookedTransformer:
-    """Load a model: an embedded name (default "tiny-facts-2"), a local folder, a hub id, or an HF model.
+    """Load a model: an embedded name (default "tiny-facts"), a local folder, a hub id, or an HF model.
 
     `dtype` defaults to float32. With `check_parity`, the Hugging Face model is run on a probe input and the
     largest logit difference is stored as `model.parity_max_diff`; above `parity_atol` ParityError is raised.

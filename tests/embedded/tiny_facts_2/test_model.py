@@ -37,11 +37,11 @@ def sets() -> dict[str, list]:
     return eval_sets(seed=0)
 
 
-def test_default_is_tiny_facts_2(model: interp.HookedTransformer) -> None:
-    assert interp.embedded.DEFAULT == "tiny-facts-2"
-    interp.load()  # warm
+def test_loads_by_name_fast(model: interp.HookedTransformer) -> None:
+    # Not the default yet: it misses the accuracy targets (MODEL_CARD.md).
+    interp.load("tiny-facts-2")  # warm
     start = time.perf_counter()
-    default = interp.load()
+    default = interp.load("tiny-facts-2")
     elapsed = time.perf_counter() - start
     assert elapsed < 2.0  # the issue asks < 1 s warm; CI machines get slack
     for (name, a), (_, b) in zip(default.state_dict().items(), model.state_dict().items(), strict=True):
