@@ -237,6 +237,10 @@ def write_report(
 # ---- plots ----------------------------------------------------------------------------------------------
 
 
+# Latin glyphs from DejaVu, CJK ones from Noto (installed by bin/setup): matplotlib falls back per glyph.
+FONT_FALLBACK = ["DejaVu Sans", "Noto Sans CJK SC", "Noto Sans CJK JP"]
+
+
 @contextmanager
 def figure(path: Path, nrows: int = 1, ncols: int = 1, **kwargs: Any) -> Iterator[tuple[Figure, Any]]:
     """A figure saved to `path` (PNG) on exit.
@@ -244,13 +248,15 @@ def figure(path: Path, nrows: int = 1, ncols: int = 1, **kwargs: Any) -> Iterato
     Built with matplotlib's object API and rendered by Agg: no pyplot, so no display is needed, the
     process-wide backend is left alone and nothing stays registered after the call.
     """
+    import matplotlib
     from matplotlib.figure import Figure
 
     figsize = kwargs.pop("figsize", None)
-    fig = Figure(figsize=figsize)
-    yield fig, fig.subplots(nrows, ncols, **kwargs)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with matplotlib.rc_context({"font.family": FONT_FALLBACK}):  # text is laid out on draw: keep it open
+        fig = Figure(figsize=figsize)
+        yield fig, fig.subplots(nrows, ncols, **kwargs)
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
 
 
 def env_summary(model: HookedTransformer, name: str | None) -> str:

@@ -34,22 +34,49 @@ KINDS: dict[str, type[Site]] = {
 }  # the deprecated `kind=` strings
 
 
+def _char_spans(model: HookedTransformer, ids: list[int]) -> tuple[str, Tensor, Tensor]:
+    """The prompt's text and each token's start and end character in it.
+
+    From a fast tokenizer's offsets when re-encoding the decoded text gives back the same tokens: a
+    byte-level BPE may split a character (CJK, emoji) over several tokens, whose decoded pieces are "�"
+    and would throw piece lengths off. Otherwise, from the decoded pieces. Special tokens (BOS) are empty.
+    """
+    tok = model.tokenizer
+    special = set(getattr(tok, "all_special_ids", ()))
+    keep = [i for i, t in enumerate(ids) if t not in special]
+    if getattr(tok, "is_fast", False) and keep:
+        text = tok.decode([ids[i] for i in keep], clean_up_tokenization_spaces=False)
+        enc = tok(text, add_special_tokens=False, return_offsets_mapping=True)
+        if enc["input_ids"] == [ids[i] for i in keep]:
+            starts, ends, end = [], [], 0
+            offsets = iter(enc["offset_mapping"])
+            for t in ids:
+                a, end = (end, end) if t in special else next(offsets)
+                starts.append(a)
+                ends.append(end)
+            return text, torch.tensor(starts), torch.tensor(ends)
+    pieces = model.to_str_tokens(torch.tensor(ids))
+    ends = torch.tensor([len(p) for p in pieces]).cumsum(0)
+    return "".join(pieces), ends - torch.tensor([len(p) for p in pieces]), ends
+
+
 def subject_span(model: HookedTransformer, tokens: Tensor, subject: str | tuple[int, int]) -> tuple[int, int]:
-    """Token span [start, end) of the subject: given directly, or found as a substring of the prompt."""
+    """Token span [start, end) of the subject: given directly, or found as a substring of the prompt.
+
+    Text is located with the tokenizer's character offsets where it has them (see `_char_spans`).
+    """
     n_pos = tokens.shape[-1]
     if isinstance(subject, str):
         if model.tokenizer is None:
             raise ValueError(
                 "the subject is text but the model has no tokenizer; pass a token span (start, end)"
             )
-        pieces = model.to_str_tokens(tokens[0])
-        text = "".join(pieces)
+        text, starts, ends = _char_spans(model, tokens.reshape(-1, n_pos)[0].tolist())
         at = text.find(subject)
         if not subject or at < 0:
             raise ValueError(f"subject {subject!r} not found in the prompt {text!r}")
-        ends = torch.tensor([len(p) for p in pieces]).cumsum(0)
         start = int((ends <= at).sum())  # first token that ends after the subject begins
-        end = int((ends < at + len(subject)).sum()) + 1
+        end = int((starts < at + len(subject)).sum())  # one past the last token that starts inside it
         return start, end
     start, end = subject
     if not 0 <= start < end <= n_pos:

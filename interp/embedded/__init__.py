@@ -10,7 +10,7 @@ from pathlib import Path
 
 HERE = Path(__file__).parent
 # name -> the folder under interp/embedded/ that is the model's home
-EMBEDDED: dict[str, str] = {"tiny-facts": "tiny_facts"}
+EMBEDDED: dict[str, str] = {"tiny-facts": "tiny_facts", "tiny-facts-2": "tiny_facts_2"}
 DEFAULT = "tiny-facts"
 
 

@@ -106,3 +106,19 @@ def test_errors():
         causal_trace(model, PROMPT, (1, 2), kind="mlp_out")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="noise must have shape"):
         causal_trace(model, PROMPT, (1, 2), n_samples=2, noise=torch.zeros(3, 1, model.cfg.d_model))
+
+
+def test_subject_span_uses_offsets_when_bytes_split_a_character():
+    # tiny-facts' English-only BPE splits each Chinese character into byte tokens that decode to "�";
+    # matching decoded pieces would misplace the subject, the tokenizer's offsets do not.
+    import interp
+
+    model = interp.load("tiny-facts")
+    prompt = "说到法国，它的首都是"
+    tokens = model.to_tokens(prompt)
+    start, end = subject_span(model, tokens, "法国")
+    assert "�" in "".join(model.to_str_tokens(tokens[0, start:end]))  # really split mid-character
+    assert model.to_string(tokens[0, start:end]) == "法国"
+    assert model.to_string(tokens[0, 1:start]) == "说到"
+    later = subject_span(model, tokens, "首都")
+    assert model.to_string(tokens[0, later[0] : later[1]]) == "首都"
