@@ -118,24 +118,24 @@ def logit_diff(correct: Targets, incorrect: Targets, reduce: bool = True) -> Met
 
 def log_prob(target: Targets, reduce: bool = True) -> Metric:
     """log P(target), computed in float32 so small probabilities keep their precision."""
-    unbound = _textual(log_prob, "log_prob", target, reduce=reduce)
-    if unbound is not None:
-        return unbound
-
-    def metric(logits: Tensor) -> Tensor:
-        return _reduce(pick(upcast(logits).log_softmax(-1), target), reduce)
-
-    return metric
+    return _picked(log_prob, "log_prob", lambda logits: upcast(logits).log_softmax(-1), target, reduce)
 
 
 def prob(target: Targets, reduce: bool = True) -> Metric:
     """P(target)."""
-    unbound = _textual(prob, "prob", target, reduce=reduce)
+    return _picked(prob, "prob", lambda logits: upcast(logits).softmax(-1), target, reduce)
+
+
+def _picked(
+    factory: Callable[..., Metric], name: str, transform: Callable[[Tensor], Tensor], target: Targets, reduce: bool
+) -> Metric:
+    """The metric transform(logits)[..., target] (an UnboundMetric while the target is text)."""
+    unbound = _textual(factory, name, target, reduce=reduce)
     if unbound is not None:
         return unbound
 
     def metric(logits: Tensor) -> Tensor:
-        return _reduce(pick(upcast(logits).softmax(-1), target), reduce)
+        return _reduce(pick(transform(logits), target), reduce)
 
     return metric
 

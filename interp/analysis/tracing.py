@@ -112,15 +112,7 @@ def causal_trace(
     attrs: p_clean, p_corrupted, total_effect, target (the answer id), subject_span, n_forward.
     Deprecated: `kind="resid" | "mlp" | "attn"` for `site=`, `target=` for `answer=`.
     """
-    if kind is not None:
-        if kind not in KINDS:
-            raise ValueError(f"kind must be 'resid', 'mlp' or 'attn', got {kind!r}")
-        warnings.warn(
-            "causal_trace(kind=...) is deprecated: pass site=ResidPost, MLP or Attn",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        site = KINDS[kind]
+    site = _site_for_kind(kind, site)
     answer = answer if target is None else target
     if window < 1 or n_samples < 1:
         raise ValueError(f"window and n_samples must be >= 1, got {window} and {n_samples}")
@@ -128,27 +120,12 @@ def causal_trace(
     if clean.batch != 1 or clean.mask is not None:
         raise ValueError(f"causal tracing takes one prompt, got a batch of {clean.batch}")
     start, end = subject_span(model, clean.tokens, subject)
-    n, n_pos = model.cfg.n_layers, clean.n_pos
-    if noise is None:
-        std = noise_scale * float(model.W_E.detach().float().std())
-        noise = (
-            torch.randn(
-                n_samples, end - start, model.cfg.d_model, generator=torch.Generator().manual_seed(seed)
-            )
-            * std
-        )
-    elif noise.shape != (n_samples, end - start, model.cfg.d_model):
-        raise ValueError(
-            f"noise must have shape {(n_samples, end - start, model.cfg.d_model)}, got {tuple(noise.shape)}"
-        )
-    extra = int(answer is None)
-    if answer is None:  # the clean run's top prediction (one forward of one row)
-        with torch.no_grad():
-            answer = model(clean.tokens, stop_at_layer=n)[:, -1]
-            answer = int(model.unembed(model.ln_final(answer)).argmax(-1))
-    target_id = int(token_ids(model, answer, 1)[0])
+    noise = _subject_noise(model, (n_samples, end - start, model.cfg.d_model), noise, noise_scale, seed)
+    extra = int(answer is None)  # finding the top prediction costs one forward
+    target_id = _answer_id(model, clean.tokens, answer)
     metric = prob(target_id)
     restore = patch_from(clean)
+    n, n_pos = model.cfg.n_layers, clean.n_pos
     grid = [(layer, pos) for layer in range(n) for pos in range(n_pos)]
     cells = [[(site(w, pos), restore) for w in layer_window(layer, window, n)] for layer, pos in grid]
     run = sweep(
@@ -165,13 +142,7 @@ def causal_trace(
     names = model.to_str_tokens(clean.tokens[0]) if model.tokenizer else clean.tokens[0].tolist()
     df = pd.DataFrame(
         [
-            {
-                "kind": site.kind,
-                "layer": layer,
-                "pos": pos,
-                "token": names[pos],
-                "subject": start <= pos < end,
-            }
+            {"kind": site.kind, "layer": layer, "pos": pos, "token": names[pos], "subject": start <= pos < end}
             for layer, pos in grid
         ]
     )
@@ -186,3 +157,37 @@ def causal_trace(
         n_forward=run.n_forward + extra,
     )
     return df
+
+
+def _site_for_kind(kind: str | None, site: type[Site]) -> type[Site]:
+    """The site a deprecated `kind=` string names (with its warning), else `site`."""
+    if kind is None:
+        return site
+    if kind not in KINDS:
+        raise ValueError(f"kind must be 'resid', 'mlp' or 'attn', got {kind!r}")
+    warnings.warn(
+        "causal_trace(kind=...) is deprecated: pass site=ResidPost, MLP or Attn", DeprecationWarning, stacklevel=3
+    )
+    return KINDS[kind]
+
+
+def _subject_noise(
+    model: HookedTransformer, shape: tuple[int, int, int], noise: Tensor | None, scale: float, seed: int
+) -> Tensor:
+    """The given noise, checked against [n_samples, subject tokens, d_model]; or seeded Gaussian noise of
+    `scale` times the embedding's standard deviation."""
+    if noise is None:
+        std = scale * float(model.W_E.detach().float().std())
+        return torch.randn(*shape, generator=torch.Generator().manual_seed(seed)) * std
+    if tuple(noise.shape) != shape:
+        raise ValueError(f"noise must have shape {shape}, got {tuple(noise.shape)}")
+    return noise
+
+
+def _answer_id(model: HookedTransformer, tokens: Tensor, answer: TokenLike | None) -> int:
+    """The answer's token id; by default the clean run's top prediction (one forward of one row)."""
+    if answer is None:
+        with torch.no_grad():
+            resid = model(tokens, stop_at_layer=model.cfg.n_layers)[:, -1]
+            answer = int(model.unembed(model.ln_final(resid)).argmax(-1))
+    return int(token_ids(model, answer, 1)[0])
