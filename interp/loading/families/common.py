@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from torch import Tensor
 
-from interp.config import RopeScaling
+from interp.config import ModelConfig, RopeScaling
 from interp.errors import LoadError
 from interp.loading.checkpoint import Checkpoint
 
@@ -87,3 +88,28 @@ def linear_heads(ck: Checkpoint, key: str, heads: int, d: int, m: int) -> Tensor
 def linear_out(ck: Checkpoint, key: str, heads: int, d: int, m: int) -> Tensor:
     """A Linear [d_model, heads * d] output projection as W_O [head, d_head, d_model]."""
     return ck.take(key, (m, heads * d)).T.reshape(heads, d, m)
+
+
+def separate_qkvo(cfg: ModelConfig, ck: Checkpoint, src: str, dst: str) -> Iterator[tuple[str, Tensor]]:
+    """Attention weights from separate `self_attn.{q,k,v,o}_proj` Linears (Llama's layout), with their biases
+    where the config has them."""
+    m, d = cfg.d_model, cfg.d_head
+    for name, heads in (("q", cfg.n_heads), ("k", cfg.kv_heads), ("v", cfg.kv_heads)):
+        yield (
+            dst + f"attn.W_{name.upper()}",
+            linear_heads(ck, src + f"self_attn.{name}_proj.weight", heads, d, m),
+        )
+        if cfg.qkv_bias:
+            bias = ck.take(src + f"self_attn.{name}_proj.bias", (heads * d,))
+            yield dst + f"attn.b_{name.upper()}", bias.reshape(heads, d)
+    yield dst + "attn.W_O", linear_out(ck, src + "self_attn.o_proj.weight", cfg.n_heads, d, m)
+    if cfg.attn_out_bias:
+        yield dst + "attn.b_O", ck.take(src + "self_attn.o_proj.bias", (m,))
+
+
+def gated_mlp(cfg: ModelConfig, ck: Checkpoint, src: str, dst: str) -> Iterator[tuple[str, Tensor]]:
+    """A gated MLP from `mlp.{gate,up,down}_proj` Linears (no biases)."""
+    m, mlp = cfg.d_model, cfg.d_mlp
+    yield dst + "mlp.W_gate", ck.take(src + "mlp.gate_proj.weight", (mlp, m)).T
+    yield dst + "mlp.W_in", ck.take(src + "mlp.up_proj.weight", (mlp, m)).T
+    yield dst + "mlp.W_out", ck.take(src + "mlp.down_proj.weight", (m, mlp)).T

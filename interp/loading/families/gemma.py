@@ -19,12 +19,12 @@ from interp.loading.checkpoint import Checkpoint
 from interp.loading.families.base import Family
 from interp.loading.families.common import (
     context,
+    gated_mlp,
     hf_act,
-    linear_heads,
-    linear_out,
     rope_parameters,
     rope_scaling,
     rope_theta,
+    separate_qkvo,
     tied,
     windows,
 )
@@ -100,26 +100,12 @@ def _norm(ck: Checkpoint, key: str, n: int) -> Tensor:
 
 
 def _weights(cfg: ModelConfig, ck: Checkpoint, p: str, norms: dict[str, str]) -> Iterator[tuple[str, Tensor]]:
-    m, h, kv, d, mlp, v = cfg.d_model, cfg.n_heads, cfg.kv_heads, cfg.d_head, cfg.d_mlp, cfg.d_vocab
+    m, d, v = cfg.d_model, cfg.d_head, cfg.d_vocab
     yield "embed.W_E", ck.take(p + "embed_tokens.weight", (v, m))
     for i in range(cfg.n_layers):
         src, dst = f"{p}layers.{i}.", f"blocks.{i}."
-        for name, heads in (("q", h), ("k", kv), ("v", kv)):
-            yield (
-                dst + f"attn.W_{name.upper()}",
-                linear_heads(ck, src + f"self_attn.{name}_proj.weight", heads, d, m),
-            )
-            if cfg.qkv_bias:
-                yield (
-                    dst + f"attn.b_{name.upper()}",
-                    ck.take(src + f"self_attn.{name}_proj.bias", (heads * d,)).reshape(heads, d),
-                )
-        yield dst + "attn.W_O", linear_out(ck, src + "self_attn.o_proj.weight", h, d, m)
-        if cfg.attn_out_bias:
-            yield dst + "attn.b_O", ck.take(src + "self_attn.o_proj.bias", (m,))
-        yield dst + "mlp.W_gate", ck.take(src + "mlp.gate_proj.weight", (mlp, m)).T
-        yield dst + "mlp.W_in", ck.take(src + "mlp.up_proj.weight", (mlp, m)).T
-        yield dst + "mlp.W_out", ck.take(src + "mlp.down_proj.weight", (m, mlp)).T
+        yield from separate_qkvo(cfg, ck, src, dst)
+        yield from gated_mlp(cfg, ck, src, dst)
         for hf_name, ours in norms.items():
             yield dst + ours, _norm(ck, src + hf_name, m)
         if cfg.norms.qk_norm == "head":

@@ -13,12 +13,12 @@ from interp.loading.checkpoint import Checkpoint
 from interp.loading.families.base import Family
 from interp.loading.families.common import (
     context,
+    gated_mlp,
     hf_act,
-    linear_heads,
-    linear_out,
     rope_parameters,
     rope_scaling,
     rope_theta,
+    separate_qkvo,
     tied,
 )
 
@@ -39,28 +39,14 @@ def config(hf: Any, ck: Checkpoint) -> ModelConfig:
 
 
 def weights(hf: Any, cfg: ModelConfig, ck: Checkpoint) -> Iterator[tuple[str, Tensor]]:
-    m, h, kv, d, mlp, v = cfg.d_model, cfg.n_heads, cfg.kv_heads, cfg.d_head, cfg.d_mlp, cfg.d_vocab
+    m, h, kv, d, v = cfg.d_model, cfg.n_heads, cfg.kv_heads, cfg.d_head, cfg.d_vocab
     yield "embed.W_E", ck.take("embed_tokens.weight", (v, m))
     for i in range(cfg.n_layers):
         src, dst = f"layers.{i}.", f"blocks.{i}."
-        for name, heads in (("q", h), ("k", kv), ("v", kv)):
-            yield (
-                dst + f"attn.W_{name.upper()}",
-                linear_heads(ck, src + f"self_attn.{name}_proj.weight", heads, d, m),
-            )
-            if cfg.qkv_bias:
-                yield (
-                    dst + f"attn.b_{name.upper()}",
-                    ck.take(src + f"self_attn.{name}_proj.bias", (heads * d,)).reshape(heads, d),
-                )
-        yield dst + "attn.W_O", linear_out(ck, src + "self_attn.o_proj.weight", h, d, m)
-        if cfg.attn_out_bias:
-            yield dst + "attn.b_O", ck.take(src + "self_attn.o_proj.bias", (m,))
+        yield from separate_qkvo(cfg, ck, src, dst)
         yield dst + "attn.q_norm.w", ck.take(src + "self_attn.q_norm.weight", (h * d,))
         yield dst + "attn.k_norm.w", ck.take(src + "self_attn.k_norm.weight", (kv * d,))
-        yield dst + "mlp.W_gate", ck.take(src + "mlp.gate_proj.weight", (mlp, m)).T
-        yield dst + "mlp.W_in", ck.take(src + "mlp.up_proj.weight", (mlp, m)).T
-        yield dst + "mlp.W_out", ck.take(src + "mlp.down_proj.weight", (m, mlp)).T
+        yield from gated_mlp(cfg, ck, src, dst)
         # OLMo 2 reuses LLaMA's name for a different place: post_attention_layernorm follows attention.
         yield dst + "ln1_post.w", ck.take(src + "post_attention_layernorm.weight", (m,))
         yield dst + "ln2_post.w", ck.take(src + "post_feedforward_layernorm.weight", (m,))
