@@ -152,18 +152,7 @@ class HookPoint(nn.Module):
         return any(s.open and (self in s.fwd or self in s.bwd) for s in _SCOPES.get())
 
     def __call__(self, x: Tensor) -> Tensor:  # type: ignore[override]
-        d = self.__dict__  # one dict read per registry: this runs hundreds of times per forward
-        if (
-            d["_forward_hooks"]
-            or d["_forward_pre_hooks"]
-            or d["_backward_hooks"]
-            or d["_backward_pre_hooks"]
-            or "forward" in d  # nnsight installs its controller as the instance's forward
-            or _GFH
-            or _GFPH
-            or _GBH
-            or _GBPH
-        ):
+        if _watched(self.__dict__):  # one dict read per registry: this runs hundreds of times per forward
             return nn.Module.__call__(self, x)  # -> self.forward -> _run, with torch's hooks around it
         if _SCOPES.get() or self._perma_fwd or self._perma_bwd:
             return self._run(x)
