@@ -16,9 +16,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import random
-import statistics
-import time
 from collections.abc import Callable
 
 import torch
@@ -32,6 +29,7 @@ from transformers import (
 )
 
 import interp
+from experiments.benchmarks.timing import time_interleaved
 
 
 def build(n_layer: int):
@@ -69,24 +67,6 @@ def build_family(kind: str, n_layer: int):
         hf_sdpa = cls(make_cfg(n_layer, "sdpa")).eval()
         hf_sdpa.load_state_dict(hf.state_dict())
     return hf, hf_sdpa, interp.load(hf)
-
-
-def time_interleaved(
-    runners: dict[str, Callable[[], object]], rounds: int, warmup: int = 3
-) -> dict[str, float]:
-    for fn in runners.values():
-        for _ in range(warmup):
-            fn()
-    samples: dict[str, list[float]] = {k: [] for k in runners}
-    order = list(runners)
-    rng = random.Random(0)
-    for _ in range(rounds):
-        rng.shuffle(order)
-        for k in order:
-            t0 = time.perf_counter()
-            runners[k]()
-            samples[k].append(time.perf_counter() - t0)
-    return {k: statistics.median(v) for k, v in samples.items()}
 
 
 def make_runners(hf, hf_sdpa, ours, bridge, toks: torch.Tensor) -> dict[str, Callable[[], object]]:

@@ -13,34 +13,14 @@ Targets (issue 12): the cache at least 3x faster than re-running the sequence, a
 from __future__ import annotations
 
 import argparse
-import random
-import statistics
-import time
 from collections.abc import Callable
 
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
 import interp
+from experiments.benchmarks.timing import time_interleaved
 from interp.generation import generate
-
-
-def time_interleaved(
-    runners: dict[str, Callable[[], object]], rounds: int, warmup: int = 1
-) -> dict[str, float]:
-    for fn in runners.values():
-        for _ in range(warmup):
-            fn()
-    samples: dict[str, list[float]] = {k: [] for k in runners}
-    order = list(runners)
-    rng = random.Random(0)
-    for _ in range(rounds):
-        rng.shuffle(order)
-        for k in order:
-            t0 = time.perf_counter()
-            runners[k]()
-            samples[k].append(time.perf_counter() - t0)
-    return {k: statistics.median(v) for k, v in samples.items()}
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
@@ -75,7 +55,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     for k, out in outputs.items():
         if not torch.equal(out, outputs["HF generate"]):
             raise AssertionError(f"{k} generated different tokens from HF generate")
-    times = time_interleaved(runners, rounds)
+    times = time_interleaved(runners, rounds, warmup=1)
     print(
         f"{n_layer} layers, prompt 16, {new} new tokens, {torch.get_num_threads()} threads, {rounds} rounds"
     )
