@@ -66,9 +66,9 @@ class PosEmbed(nn.Module):
 class _UnembedBias(nn.Module):
     """`b_U` always reads as a vector, as TransformerLens's unembedding always has one.
 
-    Without a bias (`unembed_bias=False`) it reads as zeros that refuse in-place writes (an expanded
-    scalar), so `model.b_U[token]` works while the forward adds nothing and `state_dict`, the saved
-    format, holds no b_U. `bias` is the real parameter, or None; assigning an `nn.Parameter` to `b_U`
+    Without a bias (`unembed_bias=False`) it reads as fresh zeros that refuse in-place writes (an
+    inference tensor: a write would be lost), so `model.b_U[token]` works while the forward adds nothing
+    and `state_dict`, the saved format, holds no b_U. `bias` is the real parameter, or None; assigning an `nn.Parameter` to `b_U`
     gives the model one.
     """
 
@@ -92,7 +92,8 @@ class _UnembedBias(nn.Module):
         if b is not None:
             return b
         like = self._reads()
-        return torch.zeros((), dtype=like.dtype, device=like.device).expand(self.d_vocab)
+        with torch.inference_mode():  # an inference tensor: any in-place write outside it raises
+            return torch.zeros(self.d_vocab, dtype=like.dtype, device=like.device)
 
 
 class Unembed(_UnembedBias):
