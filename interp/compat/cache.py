@@ -181,13 +181,15 @@ class TLCacheMixin:
         scaled = self.apply_ln_to_stack(  # type: ignore[attr-defined]
             residual_stack, -1, pos_slice=pos_slice, batch_slice=batch_slice, has_batch_dim=has_batch_dim
         )
-        if direction.ndim >= 2 and direction.shape[:-1] != scaled.shape[1:-1]:
+        try:  # broadcast as TL does; only a mismatch torch would refuse anyway gets this message
+            torch.broadcast_shapes(direction.shape, scaled.shape)
+        except RuntimeError:
             raise ValueError(
                 f"logit_attrs: the tokens give directions {tuple(direction.shape)} [.., d_model], which do "
                 f"not line up with the stack's {tuple(scaled.shape)} [component, batch, (pos,) d_model]; "
                 "pass tokens [batch] with a stack taken at one position (pos_slice=-1), or tokens "
                 "[batch, pos] with a full one"
-            )
+            ) from None
         return (scaled * direction.to(scaled)).sum(-1)
 
     # ---- notebook niceties -----------------------------------------------------------------------------------
@@ -207,7 +209,9 @@ class TLCacheMixin:
         return "\n".join(lines)
 
 
-def _token_shape(model: Any, tokens: int | str | Tensor) -> torch.Size:
+def _token_shape(model: Any, tokens: Any) -> torch.Size:
     if isinstance(tokens, str):
         return torch.Size([])
+    if isinstance(tokens, (list, tuple)) and tokens and isinstance(tokens[0], str):
+        return torch.Size([len(tokens)])
     return torch.as_tensor(tokens).shape
