@@ -254,6 +254,10 @@ class ActivationCache(TLCacheMixin, Mapping[str, Tensor]):
     ) -> Any:
         """The residual stream after each step: resid_pre[0..layer] (+ resid_mid), and "final_post".
 
+        `apply_ln`, as in TransformerLens 3.9: at the unembed (layer None / -1 / n_layers) every state goes
+        through ln_final itself, weight and bias included, with its own statistics, so `stack @ W_U + b_U`
+        is the logit lens (the "final_post" row gives the model's logits); below it, the stack is divided
+        by the cached scale of the norm that reads layer `layer` (no weight), as `apply_ln_to_stack` does.
         Returns the stack [layers, batch, *pos, d_model], or (stack, labels) with return_labels.
         """
         n = self.model.cfg.n_layers
@@ -273,8 +277,8 @@ class ActivationCache(TLCacheMixin, Mapping[str, Tensor]):
                 parts.append(self["resid_mid", i])
                 labels.append(f"{i}_mid")
         stack = _slice_pos(torch.stack(parts), pos_slice)
-        if apply_ln:
-            stack = self.apply_ln_to_stack(stack, layer, mlp_input, pos_slice)
+        if apply_ln:  # at the unembed, TL 3.9's logit lens: ln_final with each state's own statistics
+            stack = self.apply_ln_to_stack(stack, layer, mlp_input, pos_slice, recompute_ln=layer == n)
         return (stack, labels) if return_labels else stack
 
     def stack_head_results(
@@ -321,17 +325,29 @@ class ActivationCache(TLCacheMixin, Mapping[str, Tensor]):
 
     def apply_ln_to_stack(
         self,
-        stack: Float[Tensor, "... batch *pos d_model"],
+        residual_stack: Float[Tensor, "... batch *pos d_model"],
         layer: int | None = None,
         mlp_input: bool = False,
         pos_slice: PosSlice = None,
+        batch_slice: PosSlice = None,
+        has_batch_dim: bool = True,
+        recompute_ln: bool = False,
     ) -> Tensor:
         """Push a stack through the norm that reads it, frozen at this run's scale (centre, then divide).
 
-        The norm's weight is not applied here; `logit_attrs` folds ln_final's weight into the directions.
+        TransformerLens 3's signature and meaning. The norm's weight and bias are not applied (on a
+        `fold_ln` model they are folded into what reads the norm). `pos_slice` / `batch_slice` select the
+        cached scale to match a stack that was already sliced; `batch_slice` also slices the stack's
+        batch axis (axis 1) when `has_batch_dim`. With `recompute_ln` at the unembed (layer None, -1 or
+        n_layers), each component instead goes through ln_final itself, weight and bias included, with its
+        own statistics: the logit lens (`accumulated_resid(apply_ln=True)` does this at the final layer).
         """
         n = self.model.cfg.n_layers
         layer = _final_or(layer, n)
+        if has_batch_dim:
+            residual_stack = _slice_pos(residual_stack, batch_slice, 1)
+        if recompute_ln and layer >= n:
+            return self.model.ln_final(residual_stack)
         if layer >= n:
             norm, scale = self.model.ln_final, self["scale"]
         else:
@@ -344,22 +360,30 @@ class ActivationCache(TLCacheMixin, Mapping[str, Tensor]):
                 )
             norm, scale = getattr(self.model.blocks[layer], sub), self["scale", layer, sub]
         scale = _slice_pos(scale, pos_slice)
-        return norm.center(stack) / scale.to(stack.dtype)
+        if self.has_batch_dim:
+            scale = _slice_pos(scale, batch_slice, 0)
+        return norm.center(residual_stack) / scale.to(residual_stack.dtype)
 
-    def logit_attrs(
+    def direct_logit_attrs(
         self,
-        stack: Float[Tensor, "... batch *pos d_model"],
+        residual_stack: Float[Tensor, "... batch *pos d_model"],
         tokens: int | str | Tensor,
         incorrect_tokens: int | str | Tensor | None = None,
+        pos_slice: PosSlice = None,
     ) -> Tensor:
-        """Direct logit attribution: each component's dot product with the token's unembedding direction.
+        """Direct logit attribution on any model: each component's share of logit[tokens] (- incorrect).
 
-        `stack` must already be normalised (`apply_ln=True`). Summed over a full decomposition it gives the
-        logit minus the constant terms (ln_final's bias through W_U, and b_U).
+        interp's meaning, for a model whose ln_final keeps its weight: the (unnormalised) stack goes
+        through ln_final frozen at this run's scale, its weight included, then through W_U. Summed over a
+        full decomposition it is the logit minus the constant terms (ln_final's bias through W_U, and
+        b_U). TransformerLens's `logit_attrs` leaves ln_final's weight out (it expects a `fold_ln` model),
+        so the two agree exactly on a folded model and differ by that weight on an unfolded one.
         """
         direction = self.model.tokens_to_residual_directions(tokens)
         if incorrect_tokens is not None:
             direction = direction - self.model.tokens_to_residual_directions(incorrect_tokens)
-        if direction.ndim == 2 and stack.ndim == 4:  # one token per batch row, stack keeps its pos axis
+        direction = direction * getattr(self.model.ln_final, "w", 1.0)
+        scaled = self.apply_ln_to_stack(residual_stack, None, pos_slice=pos_slice)
+        if direction.ndim == 2 and scaled.ndim == 4:  # one token per batch row, the stack keeps its pos axis
             direction = direction[:, None, :]
-        return (stack * direction.to(stack)).sum(-1)
+        return (scaled * direction.to(scaled)).sum(-1)

@@ -46,7 +46,7 @@ def main(args: argparse.Namespace | None = None) -> int:
 
     print(f"\nlogit lens: probability of {model.to_string([answer])!r} read out after each layer")
     resid, labels = cache.accumulated_resid(apply_ln=True, pos_slice=-1, return_labels=True)
-    lens = (resid * model.ln_final.w + getattr(model.ln_final, "b", 0)) @ model.W_U
+    lens = resid @ model.W_U  # apply_ln at the unembed is ln_final itself, with each layer's own statistics
     for label, row in zip(labels, lens[:, 0].softmax(-1), strict=True):
         rank = int((row > row[answer]).sum())
         print(f"  {label:>10}  p={row[answer].item():.3f}  rank={rank}")

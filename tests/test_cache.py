@@ -61,24 +61,48 @@ def test_accumulated_resid_and_logit_lens_final_layer(model, run):
     toks, logits, cache = run
     stack, labels = cache.accumulated_resid(apply_ln=True, pos_slice=-1, return_labels=True)
     assert labels == ["0_pre", "1_pre", "2_pre", "final_post"]
-    # The last entry through ln_final's weight and bias and W_U is the model's own logits.
-    final = stack[-1] * model.ln_final.w + model.ln_final.b
-    torch.testing.assert_close(final @ model.W_U, logits[:, -1], atol=1e-5, rtol=0)
+    # At the unembed each state goes through ln_final itself (weight, bias, its own statistics): the
+    # logit lens. The last row through W_U is the model's own logits.
+    torch.testing.assert_close(stack[-1] @ model.W_U, logits[:, -1], atol=1e-5, rtol=0)
+    for i in range(3):
+        x = cache["resid_pre", i][:, -1]
+        by_hand = (x - x.mean(-1, keepdim=True)) / (x.var(-1, correction=0, keepdim=True) + 1e-5).sqrt()
+        torch.testing.assert_close(stack[i], by_hand * model.ln_final.w + model.ln_final.b, atol=1e-5, rtol=0)
+    # Below the unembed: the cached scale of the layer's ln1, no weight (as apply_ln_to_stack).
+    below = cache.accumulated_resid(2, apply_ln=True, pos_slice=-1)
+    x = cache["resid_pre", 1][:, -1]
+    torch.testing.assert_close(
+        below[1], (x - x.mean(-1, keepdim=True)) / cache["scale", 2][:, -1], atol=1e-6, rtol=0
+    )
 
 
-def test_logit_attrs_sum_to_logit(model, run):
+def test_direct_logit_attrs_sum_to_logit(model, run):
     toks, logits, cache = run
     target = toks[:, -1]
-    stack, _ = cache.decompose_resid(apply_ln=True, pos_slice=-1, return_labels=True)
-    attrs = cache.logit_attrs(stack, target)
+    stack = cache.decompose_resid(pos_slice=-1)
+    attrs = cache.direct_logit_attrs(stack, target, pos_slice=-1)
     constant = model.ln_final.b @ model.W_U[:, target]  # not attributable to any component
     torch.testing.assert_close(
         attrs.sum(0) + constant, logits[torch.arange(2), -1, target], atol=1e-4, rtol=0
     )
-    diff = cache.logit_attrs(stack, target, incorrect_tokens=torch.tensor([5, 6]))
+    diff = cache.direct_logit_attrs(stack, target, incorrect_tokens=torch.tensor([5, 6]), pos_slice=-1)
     wanted = logits[torch.arange(2), -1, target] - logits[torch.arange(2), -1, torch.tensor([5, 6])]
     constant = model.ln_final.b @ (model.W_U[:, target] - model.W_U[:, torch.tensor([5, 6])])
     torch.testing.assert_close(diff.sum(0) + constant, wanted, atol=1e-4, rtol=0)
+
+
+def test_logit_attrs_is_transformer_lens_meaning(model, run):
+    """TL's logit_attrs: the raw stack over ln_final's cached scale, dotted with W_U columns (no weight)."""
+    toks, _, cache = run
+    target = toks[:, -1]
+    stack = cache.decompose_resid(pos_slice=-1)
+    centred = stack - stack.mean(-1, keepdim=True)
+    by_hand = (centred / cache["scale"][:, -1] * model.W_U[:, target].T).sum(-1)
+    torch.testing.assert_close(cache.logit_attrs(stack, target, pos_slice=-1), by_hand, atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="same shape"):
+        cache.logit_attrs(stack, target, incorrect_tokens=5, pos_slice=-1)
+    with pytest.raises(ValueError, match="do not line up"):
+        cache.logit_attrs(cache.decompose_resid(), target)  # [batch] tokens against a stack with positions
 
 
 def test_no_two_keys_share_storage(run):

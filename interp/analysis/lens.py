@@ -134,12 +134,13 @@ def direct_logit_attribution(
         raise ValueError("direct logit attribution reads one position per example; give read_pos as an int")
     cfg = model.cfg
     ids = token_ids(model, answer, prompt.batch)
-    direction = model.tokens_to_residual_directions(ids)  # [batch, d_model], ln_final.w folded in
+    direction = model.tokens_to_residual_directions(ids)  # [batch, d_model]: W_U columns
     const = _readout_constant(model, ids)
     if incorrect is not None:
         wrong = token_ids(model, incorrect, prompt.batch)
         direction = direction - model.tokens_to_residual_directions(wrong)
         const = const - _readout_constant(model, wrong)
+    direction = direction * getattr(model.ln_final, "w", 1.0)  # ln_final's weight, so no folding is needed
     scale_name = act_name("scale")  # ln_final's scale, frozen at this run's value
     embeds = [Embed(), *([PosEmbed()] if model.pos_embed is not None else [])]
     names = [scale_name, *(e.hook_name for e in embeds)]
@@ -201,6 +202,5 @@ def _readout_constant(model: HookedTransformer, ids: Tensor) -> Tensor:
     b = getattr(model.ln_final, "b", None)
     if b is not None:
         const = const + (b @ model.W_U[:, ids]).float()
-    if model.unembed.b_U is not None:
-        const = const + model.unembed.b_U[ids].float()
+    const = const + model.unembed.b_U[ids].float()  # zeros without a bias
     return const.detach()

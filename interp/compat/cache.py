@@ -150,6 +150,48 @@ class TLCacheMixin:
             stack = self.apply_ln_to_stack(stack, layer, mlp_input, pos_slice)  # type: ignore[attr-defined]
         return (stack, [*labels, "bias"]) if return_labels else stack
 
+    # ---- direct logit attribution, TL's meaning ---------------------------------------------------------
+    def logit_attrs(
+        self,
+        residual_stack: Tensor,
+        tokens: int | str | Tensor,
+        incorrect_tokens: int | str | Tensor | None = None,
+        pos_slice: PosSlice = None,
+        batch_slice: PosSlice = None,
+        has_batch_dim: bool = True,
+    ) -> Tensor:
+        """TransformerLens 3's `logit_attrs`: each component's dot product with the tokens' W_U columns.
+
+        The stack is the raw (unnormalised) decomposition; it is divided by ln_final's cached scale here
+        (`apply_ln_to_stack(layer=-1, pos_slice, batch_slice, has_batch_dim)`), and ln_final's weight is
+        not applied, as in TL: the numbers are the logits' on a `fold_ln` model. For attribution that
+        includes ln_final's weight on an unfolded model, use interp's `cache.direct_logit_attrs`.
+        `tokens` is an id, a single-token string, or ids [batch] / [batch, pos] matching the stack.
+        """
+        if incorrect_tokens is not None:
+            shapes = [_token_shape(self.model, t) for t in (tokens, incorrect_tokens)]
+            if shapes[0] != shapes[1]:
+                raise ValueError(
+                    f"tokens and incorrect_tokens must have the same shape, got {tuple(shapes[0])} and "
+                    f"{tuple(shapes[1])}"
+                )
+        direction = self.model.tokens_to_residual_directions(tokens)
+        if incorrect_tokens is not None:
+            direction = direction - self.model.tokens_to_residual_directions(incorrect_tokens)
+        scaled = self.apply_ln_to_stack(  # type: ignore[attr-defined]
+            residual_stack, -1, pos_slice=pos_slice, batch_slice=batch_slice, has_batch_dim=has_batch_dim
+        )
+        try:  # broadcast as TL does; only a mismatch torch would refuse anyway gets this message
+            torch.broadcast_shapes(direction.shape, scaled.shape)
+        except RuntimeError:
+            raise ValueError(
+                f"logit_attrs: the tokens give directions {tuple(direction.shape)} [.., d_model], which do "
+                f"not line up with the stack's {tuple(scaled.shape)} [component, batch, (pos,) d_model]; "
+                "pass tokens [batch] with a stack taken at one position (pos_slice=-1), or tokens "
+                "[batch, pos] with a full one"
+            ) from None
+        return (scaled * direction.to(scaled)).sum(-1)
+
     # ---- notebook niceties -----------------------------------------------------------------------------------
     def _ipython_key_completions_(self) -> list[str]:
         return list(self)
@@ -165,3 +207,11 @@ class TLCacheMixin:
         for group, names in by_layer.items():
             lines.append(f"  {group}: {', '.join(names)}")
         return "\n".join(lines)
+
+
+def _token_shape(model: Any, tokens: Any) -> torch.Size:
+    if isinstance(tokens, str):
+        return torch.Size([])
+    if isinstance(tokens, (list, tuple)) and tokens and isinstance(tokens[0], str):
+        return torch.Size([len(tokens)])
+    return torch.as_tensor(tokens).shape

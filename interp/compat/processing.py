@@ -47,14 +47,13 @@ class TLProcessingMixin:
         from interp.layers.embed import Unembed
 
         old = self.unembed
-        if not self.config.tie_embeddings and old.b_U is not None:
+        if not self.config.tie_embeddings and old.bias is not None:
             return
         self._replace_config(tie_embeddings=False, unembed_bias=True)
         new: Any = Unembed(self.config).to(old.W_U.device, old.W_U.dtype)
         with torch.no_grad():
             new.W_U.copy_(old.W_U)
-            if old.b_U is not None:
-                new.b_U.copy_(old.b_U)
+            new.b_U.copy_(old.b_U)  # zeros when the model had none
         self.unembed = new
 
     @torch.no_grad()

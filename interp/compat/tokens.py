@@ -63,14 +63,17 @@ class TLTokensMixin:
         return int(hits[0 if mode == "first" else -1])
 
     def tokens_to_residual_directions(self, tokens: int | str | Sequence[str] | Tensor) -> Tensor:
-        """Residual directions [..., d_model] whose dot product with a normalised residual is the logit.
+        """The tokens' unembedding columns W_U[:, t], [..., d_model], as TransformerLens 3.
 
-        ln_final's weight is folded in, so direct logit attribution needs no folded model (after
-        `fold_layer_norm` it is 1). A list of single-token strings gives one direction per string.
+        ln_final's weight is not in them (TL's meaning: on a `fold_ln` model it is in W_U already). A
+        one-element tensor is one token ([d_model]), as in TL. A list of single-token strings gives one
+        direction per string (an interp extension; TL raises).
         """
         if isinstance(tokens, str):
             tokens = self.to_single_token(tokens)  # type: ignore[attr-defined]
         elif isinstance(tokens, Sequence) and tokens and isinstance(tokens[0], str):
             tokens = [self.to_single_token(t) for t in tokens]  # type: ignore[attr-defined]
         ids = torch.as_tensor(tokens, device=self.W_U.device)
-        return self.W_U[:, ids].movedim(0, -1) * getattr(self.ln_final, "w", 1.0)  # type: ignore[attr-defined]
+        if ids.numel() == 1 and not isinstance(tokens, Sequence):  # TL: a one-element tensor is one token
+            ids = ids.reshape(())
+        return self.W_U[:, ids].movedim(0, -1)

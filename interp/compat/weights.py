@@ -152,8 +152,8 @@ class TLWeightsMixin:
 
     @property
     def b_U(self) -> Tensor:
-        b = self.unembed.b_U  # type: ignore[attr-defined]
-        return torch.zeros(self.cfg.d_vocab, dtype=self.W_E.dtype, device=self.W_E.device) if b is None else b  # type: ignore[attr-defined]
+        """The unembedding bias; zeros (refusing in-place writes) on a model without one, as in TL."""
+        return self.unembed.b_U  # type: ignore[attr-defined]
 
     @property
     def QK(self) -> FactoredMatrix:

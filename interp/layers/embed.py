@@ -63,18 +63,54 @@ class PosEmbed(nn.Module):
         return F.embedding(positions, self.W_pos)
 
 
-class Unembed(nn.Module):
+class _UnembedBias(nn.Module):
+    """`b_U` always reads as a vector, as TransformerLens's unembedding always has one.
+
+    Without a bias (`unembed_bias=False`) it reads as fresh zeros that refuse in-place writes (an
+    inference tensor: a write would be lost), so `model.b_U[token]` works while the forward adds nothing
+    and `state_dict`, the saved format, holds no b_U. `bias` is the real parameter, or None; assigning an `nn.Parameter` to `b_U`
+    gives the model one.
+    """
+
+    d_vocab: int
+
+    def _init_bias(self, cfg: ModelConfig) -> None:
+        self.d_vocab = cfg.d_vocab
+        # Registered under "b_U" (the state_dict key) even when None, so assigning a Parameter works.
+        self._parameters["b_U"] = nn.Parameter(torch.zeros(cfg.d_vocab)) if cfg.unembed_bias else None
+
+    def _reads(self) -> Tensor:  # a tensor whose dtype and device the logits take
+        raise NotImplementedError
+
+    @property
+    def bias(self) -> Tensor | None:
+        return self._parameters["b_U"]
+
+    @property
+    def b_U(self) -> Tensor:
+        b = self._parameters["b_U"]
+        if b is not None:
+            return b
+        like = self._reads()
+        with torch.inference_mode():  # an inference tensor: any in-place write outside it raises
+            return torch.zeros(self.d_vocab, dtype=like.dtype, device=like.device)
+
+
+class Unembed(_UnembedBias):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.W_U = nn.Parameter(torch.empty(cfg.embed_width, cfg.d_vocab))
-        self.b_U = nn.Parameter(torch.zeros(cfg.d_vocab)) if cfg.unembed_bias else None
+        self._init_bias(cfg)
         self.logit_cap = soft_cap(cfg.soft_caps.output_logits_soft_cap)
 
+    def _reads(self) -> Tensor:
+        return self.W_U
+
     def forward(self, x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_vocab"]:
-        return self.logit_cap(F.linear(x, self.W_U.t(), self.b_U))
+        return self.logit_cap(F.linear(x, self.W_U.t(), self.bias))
 
 
-class TiedUnembed(nn.Module):
+class TiedUnembed(_UnembedBias):
     """W_U = W_E.T, read from the embedding at call time so the two can never drift apart."""
 
     def __init__(self, cfg: ModelConfig, embed: Embed) -> None:
@@ -82,15 +118,18 @@ class TiedUnembed(nn.Module):
         self.__dict__["_embed"] = (
             embed  # a reference, not a submodule: W_E must not appear twice in state_dict
         )
-        self.b_U = nn.Parameter(torch.zeros(cfg.d_vocab)) if cfg.unembed_bias else None
+        self._init_bias(cfg)
         self.logit_cap = soft_cap(cfg.soft_caps.output_logits_soft_cap)
+
+    def _reads(self) -> Tensor:
+        return self._embed.W_E
 
     @property
     def W_U(self) -> Tensor:
         return self._embed.W_E.t()
 
     def forward(self, x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_vocab"]:
-        return self.logit_cap(F.linear(x, self._embed.W_E, self.b_U))
+        return self.logit_cap(F.linear(x, self._embed.W_E, self.bias))
 
 
 class ProjectedUnembed(nn.Module):
@@ -106,6 +145,14 @@ class ProjectedUnembed(nn.Module):
     @property
     def W_U(self) -> Tensor:
         return self.W_project_out @ self.vocab.W_U
+
+    @property
+    def b_U(self) -> Tensor:
+        return self.vocab.b_U
+
+    @property
+    def bias(self) -> Tensor | None:
+        return self.vocab.bias
 
     def forward(self, x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_vocab"]:
         return self.vocab(F.linear(x, self.W_project_out.t()))

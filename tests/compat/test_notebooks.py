@@ -266,3 +266,60 @@ def test_arena_induction_direct_logit_attribution():
     W_QK = model.W_Q[1, 2] @ model.W_K[1, 2].T
     comp = (FactoredMatrix(W_OV.A, W_OV.B).T @ W_QK).norm() / (W_OV.norm() * W_QK.norm())
     assert 0 < comp.item() < 1.0
+
+
+# ---- The same cells, run verbatim on interp and on TransformerLens: the numbers must be TL's ---------------------
+TL3_DEFAULTS = dict(fold_ln=True, center_writing_weights=True, center_unembed=True, fold_value_biases=True)
+
+
+def _exploratory_and_arena_dla_cells(model, tokens, answer_tokens):
+    """Exploratory_Analysis_Demo's logit-difference cells, ARENA 1.3's `logit_attrs` variant and ARENA's
+    logit lens (`accumulated_resid(apply_ln=True) @ W_U`), as written for TL 3's HookedTransformer."""
+    _, cache = model.run_with_cache(tokens)  # tokens and answer ids as the notebook's to_tokens gives them
+    answer_residual_directions = model.tokens_to_residual_directions(answer_tokens)
+    logit_diff_directions = answer_residual_directions[:, 0] - answer_residual_directions[:, 1]
+
+    def residual_stack_to_logit_diff(residual_stack, cache):
+        scaled_residual_stack = cache.apply_ln_to_stack(residual_stack, layer=-1, pos_slice=-1)
+        return (scaled_residual_stack * logit_diff_directions).sum(-1).mean(-1)
+
+    out = {"unembed_bias": model.unembed.b_U[answer_tokens[:, 0]] - model.unembed.b_U[answer_tokens[:, 1]]}
+    out["final"] = residual_stack_to_logit_diff(cache["resid_post", -1][None, :, -1], cache)
+    accumulated_residual = cache.accumulated_resid(layer=-1, incl_mid=True, pos_slice=-1)
+    out["logit_lens"] = residual_stack_to_logit_diff(accumulated_residual, cache)
+    out["per_layer"] = residual_stack_to_logit_diff(cache.decompose_resid(layer=-1, pos_slice=-1), cache)
+    out["per_head"] = residual_stack_to_logit_diff(cache.stack_head_results(layer=-1, pos_slice=-1), cache)
+    per_layer = cache.decompose_resid(layer=-1, pos_slice=-1)
+    out["logit_attrs"] = cache.logit_attrs(per_layer, answer_tokens[:, 0], answer_tokens[:, 1], pos_slice=-1)
+    lens = cache.accumulated_resid(apply_ln=True, pos_slice=-1) @ model.W_U  # [layer, batch, vocab]
+    out["lens_logit_diff"] = lens.gather(-1, answer_tokens[None].expand(lens.shape[0], -1, -1)).diff(dim=-1)
+    return out
+
+
+def test_dla_cells_give_transformer_lens_numbers_processed_and_not():
+    """A TL notebook's DLA and logit-lens cells give TL's numbers, on an unprocessed model (TL 3's HookedTransformer
+    or TL 4's bridge) and on one processed as TL 3's from_pretrained does (TL 3 only: TL 4 has no such model)."""
+    from compat_helpers import TL3, tl3_model
+
+    prompts = ["When John and Mary went to the shops, John gave a bag to",
+               "When Tom and Sally went to the park, Tom gave a ball to"]  # fmt: skip
+    answers = [(" Mary", " John"), (" Sally", " Tom")]
+    cases = [({}, tl_reference(hf_gpt2()))] + (
+        [(TL3_DEFAULTS, tl3_model(hf_gpt2(), **TL3_DEFAULTS))] if TL3 else []
+    )
+    for flags, ref in cases:
+        model = interp.load(hf_gpt2(), tokenizer=word_tokenizer(), **flags)
+        tokens = model.to_tokens(prompts)  # the TL 3 reference has no tokenizer (it would fetch one)
+        ids = torch.tensor([[model.to_single_token(a) for a in pair] for pair in answers])
+        ours = _exploratory_and_arena_dla_cells(model, tokens, ids)
+        theirs = _exploratory_and_arena_dla_cells(ref, tokens, ids)
+        for key, want in theirs.items():
+            torch.testing.assert_close(ours[key], want.detach(), atol=5e-5, rtol=0, msg=f"{key} {flags}")
+        # And they mean what the notebooks say: the final row is the model's logit difference (minus b_U and,
+        # unfolded, the part ln_final's weight and bias carry, which TL's directions leave out).
+        if flags:
+            logits = model(tokens)[:, -1]
+            diff = (logits.gather(-1, ids)[:, 0] - logits.gather(-1, ids)[:, 1]).mean()
+            torch.testing.assert_close(
+                ours["final"][0] + ours["unembed_bias"].mean(), diff, atol=1e-4, rtol=0
+            )
