@@ -96,7 +96,7 @@ class Placement:
         if isinstance(self.requested, str):
             chosen = self._infer(model, dtype, units)
         else:
-            chosen = self._expand(self.requested, units)
+            chosen = self._expand(model, self.requested, units)
         if chosen[EMBED] == "disk":
             if not isinstance(self.requested, str):
                 raise LoadError(
@@ -135,12 +135,16 @@ class Placement:
             raise LoadError(
                 f"accelerate could not place the model with max_memory={self.max_memory!r}: {e}"
             ) from e
-        return self._expand({k: _device_value(k, v) for k, v in found.items()}, units)
+        return self._expand(model, {k: _device_value(k, v) for k, v in found.items()}, units)
 
-    def _expand(self, device_map: dict[str, Any], units: list[str]) -> dict[str, Any]:
-        """{unit: device} from a map whose keys are units or modules holding them ("" is the whole model)."""
+    def _expand(self, model: nn.Module, device_map: dict[str, Any], units: list[str]) -> dict[str, Any]:
+        """{unit: device} from a map whose keys are units or modules holding them ("" is the whole model);
+        a module with no tensors (a hook point) has nothing to place and is ignored."""
+        modules = dict(model.named_modules())
         for key in device_map:
             if key in units or key == "" or any(u.startswith(key + ".") for u in units):
+                continue
+            if key in modules and not any(True for _ in modules[key].parameters()):
                 continue
             inside = [u for u in units if key.startswith(u + ".")]
             if inside:
