@@ -20,6 +20,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -87,6 +88,7 @@ class Placement:
         self.units: dict[str, Any] = {}  # unit module name -> torch.device or "disk", set by `plan`
         self.index: dict[str, dict[str, Any]] = {}  # accelerate's offload index of what went to disk
         self.orders: dict[str, tuple[int, ...]] = {}  # key -> the dims in memory order, where not logical
+        self._open: dict[str, np.memmap] = {}  # files being written
         self.main: torch.device = torch.device("cpu")
 
     # ---- planning ------------------------------------------------------------------------------------------
@@ -173,15 +175,23 @@ class Placement:
         dev = self.units[unit]
         return None if dev == "disk" else dev
 
-    def write(self, key: str, value: Tensor) -> None:
-        from accelerate.utils import offload_weight
-
-        order = memory_order(value)
-        if order != tuple(range(value.ndim)):
-            self.orders[key] = order
-            value = value.permute(order)  # contiguous: the file holds the memory, not the logical, order
+    def disk_buffer(self, key: str, like: Tensor) -> Tensor:
+        """A tensor shaped and strided like `like`, backed by its file in the offload folder: the loader
+        copies the weight straight in. The file is accelerate's `.dat` (raw, C order) of the tensor in its
+        memory order, so reading it back gives the same strides (`per_head_param`'s layout)."""
+        order = memory_order(like)
+        stored = [like.shape[i] for i in order]
+        name, np_dtype = _NUMPY.get(like.dtype, (str(like.dtype).removeprefix("torch."), None))
         assert self.folder is not None
-        offload_weight(value, key, str(self.folder), index=self.index)
+        file = np.memmap(self.folder / f"{key}.dat", dtype=np_dtype or name, mode="w+", shape=tuple(stored))
+        self.index[key] = {"dtype": name, "shape": stored}
+        if order != tuple(range(like.ndim)):
+            self.orders[key] = order
+        self._open[key] = file
+        return _as_torch(file, like.dtype).permute(_inverse(order))
+
+    def written(self, key: str) -> None:
+        self._open.pop(key).flush()
 
     def _unit_of(self, key: str) -> str:
         for unit in self.units:
@@ -194,7 +204,7 @@ class Placement:
         """Attach accelerate's hooks: each unit runs on its execution device, offloaded ones fetched per
         forward, a block's weights all at once (`preload_module_classes`)."""
         from accelerate.hooks import attach_align_device_hook_on_blocks
-        from accelerate.utils import OffloadedWeightsLoader, save_offload_index
+        from accelerate.utils import save_offload_index
 
         resident_cpu = (
             self.main.type != "cpu"
@@ -209,8 +219,7 @@ class Placement:
         if self.index:
             assert self.folder is not None
             save_offload_index(self.index, str(self.folder))
-        disk = OffloadedWeightsLoader(save_folder=str(self.folder)) if self.index else None
-        weights = _Weights(ram, disk, self.orders) if any(offload.values()) else None
+        weights = _Weights(ram, self.folder, self.index, self.orders) if any(offload.values()) else None
         blocks = sorted(
             {type(model.get_submodule(u)).__name__ for u in self.units if u.startswith("blocks.")}
         )
@@ -251,31 +260,52 @@ def memory_order(t: Tensor) -> tuple[int, ...]:
 
 
 class _Weights(Mapping[str, Tensor]):
-    """accelerate's weights map: CPU-resident tensors, or disk ones viewed back in their memory order."""
+    """accelerate's weights map: CPU-resident tensors, or offloaded ones mapped from their files.
+
+    accelerate's own reader copies each file into anonymous memory (`torch.tensor(memmap)`) and returns it
+    contiguous; a mapping costs page cache only, and is viewed back in the tensor's memory order.
+    """
 
     def __init__(
-        self, ram: dict[str, Tensor], disk: Mapping[str, Tensor] | None, orders: dict[str, tuple[int, ...]]
+        self,
+        ram: dict[str, Tensor],
+        folder: Path | None,
+        index: dict[str, dict[str, Any]],
+        orders: dict[str, tuple[int, ...]],
     ) -> None:
-        self.ram, self.disk, self.orders = ram, disk, orders
+        self.ram, self.folder, self.index, self.orders = ram, folder, index, orders
 
     def __getitem__(self, key: str) -> Tensor:
         if key in self.ram:
             return self.ram[key]
-        if self.disk is None:
-            raise KeyError(key)
-        t = self.disk[key]
-        order = self.orders.get(key)
-        if order is None:
-            return t
-        return t.permute(tuple(order.index(i) for i in range(len(order))))
+        info = self.index[key]  # KeyError for a name it does not hold, as a Mapping should
+        dtype = getattr(torch, info["dtype"])
+        np_dtype = _NUMPY.get(dtype, (info["dtype"], None))[1] or info["dtype"]
+        assert self.folder is not None
+        # "c": copy-on-write, so torch gets a writable array; the file itself is never written again
+        file = np.memmap(self.folder / f"{key}.dat", dtype=np_dtype, mode="c", shape=tuple(info["shape"]))
+        order = self.orders.get(key, tuple(range(len(info["shape"]))))
+        return _as_torch(file, dtype).permute(_inverse(order))
 
     def __iter__(self) -> Iterator[str]:
         yield from self.ram
-        if self.disk is not None:
-            yield from self.disk
+        yield from self.index
 
     def __len__(self) -> int:
-        return len(self.ram) + (0 if self.disk is None else len(self.disk))
+        return len(self.ram) + len(self.index)
+
+
+# dtypes numpy has no name for, stored as same-width integers under accelerate's names for them
+_NUMPY: dict[torch.dtype, tuple[str, str | None]] = {torch.bfloat16: ("bfloat16", "int16")}
+
+
+def _as_torch(array: np.ndarray, dtype: torch.dtype) -> Tensor:
+    t = torch.from_numpy(array)
+    return t.view(dtype) if t.dtype != dtype else t
+
+
+def _inverse(order: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(order.index(i) for i in range(len(order)))
 
 
 def _device_value(key: Any, value: Any) -> torch.device | str:

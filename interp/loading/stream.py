@@ -27,7 +27,9 @@ class Destination(Protocol):
 
     def device_of(self, key: str) -> torch.device | None: ...
 
-    def write(self, key: str, value: Tensor) -> None: ...
+    def disk_buffer(self, key: str, like: Tensor) -> Tensor: ...
+
+    def written(self, key: str) -> None: ...
 
 
 def fill(
@@ -39,8 +41,9 @@ def fill(
 ) -> None:
     """Materialise every entry of `model.state_dict()` from `items`, casting floats to `dtype`.
 
-    `device` is one device, or a `Destination` naming each tensor's: a tensor it sends to disk is written
-    there (`write`) and its parameter stays on the meta device, in `dtype`, for accelerate's hooks to fill.
+    `device` is one device, or a `Destination` naming each tensor's: a tensor it sends to disk is copied
+    straight into a file-backed buffer (`disk_buffer`, no anonymous memory) and its parameter stays on the
+    meta device, in `dtype`, for accelerate's hooks to fill.
 
     Each new tensor keeps the meta tensor's strides, so per-head parameters keep their memory layout
     (`layers.attention.per_head_param`: [head, d_model, d_head] stored as [d_model, head, d_head]).
@@ -69,13 +72,17 @@ def fill(
             )
         target = dtype if old.is_floating_point() else old.dtype
         dev = device if isinstance(device, torch.device) else device.device_of(key)
-        new = torch.empty_strided(old.shape, old.stride(), dtype=target, device=dev or "cpu")
+        meta = torch.empty_strided(old.shape, old.stride(), dtype=target, device="meta")
+        if dev is None:
+            new = device.disk_buffer(key, meta)  # type: ignore[union-attr]
+        else:
+            new = torch.empty_strided(old.shape, old.stride(), dtype=target, device=dev)
         with torch.no_grad():
             new.copy_(value)
         del value
         if dev is None:  # offloaded: the file holds the values, the model a dtype-correct meta tensor
-            device.write(key, new)  # type: ignore[union-attr]
-            new = torch.empty_strided(old.shape, old.stride(), dtype=target, device="meta")
+            device.written(key)  # type: ignore[union-attr]
+            new = meta
         if isinstance(old, nn.Parameter):
             new = nn.Parameter(new, requires_grad=old.requires_grad)
         for module, name, is_param in places[id(old)]:

@@ -172,3 +172,80 @@ def test_a_bad_placement_is_a_clear_load_error(hf_dir, kwargs, message):
         pytest.skip("this machine has CUDA")
     with pytest.raises(LoadError, match=re.escape(message)):
         interp.load(hf_dir("gpt2"), **kwargs)
+
+
+# A fresh process: imports and a tiny warm-up load (accelerate too) first; then the anonymous memory
+# (RssAnon: offload files are file-backed and don't count) is sampled by a thread every millisecond and inside
+# every block's forward, when its weights are in, through a load and one forward: offloaded first, then in
+# memory (one process: the imports alone take 20 s on a busy 2-core machine).
+PROBE = r"""
+import gc, json, sys, threading, time, torch, interp
+torch.set_num_threads(1)
+big, small, folder = sys.argv[1:4]
+
+def anon():
+    return next(int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith("RssAnon:"))
+
+def load(path, mode, sub):
+    if mode == "memory":
+        return interp.load(path)
+    return interp.load(path, device_map="auto", max_memory={"cpu": 20_000_000}, offload_folder=folder + sub)
+
+load(small, "offload", "/warm")(torch.tensor([[1, 2, 3]]))
+out = {}
+for mode in ("offload", "memory"):
+    gc.collect()
+    base, peak, done = anon(), [0], threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], anon())
+            time.sleep(0.001)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    model = load(big, mode, "/big")
+    inside = lambda act, hook: peak.__setitem__(0, max(peak[0], anon()))
+    hooks = [(f"blocks.{l}.hook_mlp_out", inside) for l in range(model.cfg.n_layers)]
+    model.run_with_hooks(torch.arange(32)[None], fwd_hooks=hooks)
+    done.set()
+    sampler.join()
+    size = sum(p.numel() * p.element_size() for p in model.parameters())  # meta ones count their size too
+    out[mode] = {"peak": peak[0] - base, "size": size, "map": model.device_map}
+    del model
+print(json.dumps(out))
+"""
+
+
+def test_offloading_keeps_the_peak_anonymous_memory_well_below_the_in_memory_models(tmp_path, hf_dir):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from safetensors.torch import save_file
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    cfg = LlamaConfig(hidden_size=1024, intermediate_size=4096, num_hidden_layers=4, num_attention_heads=8,
+                      num_key_value_heads=8, vocab_size=1024, max_position_embeddings=64,
+                      tie_word_embeddings=False)  # fmt: skip
+    with torch.device("meta"):  # only the names and shapes: random values are written directly (fast)
+        names = {k: v.shape for k, v in LlamaForCausalLM(cfg).state_dict().items()}
+    gen = torch.Generator().manual_seed(0)
+    big = tmp_path / "big"
+    cfg.save_pretrained(big)
+    save_file({k: torch.randn(s, generator=gen) * 0.05 for k, s in names.items()}, big / "model.safetensors")
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE, str(big), str(hf_dir("llama-gqa")), str(tmp_path)],
+        capture_output=True, text=True, timeout=150, cwd=tmp_path,
+        env=os.environ | {"PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    peaks = json.loads(out.stdout.strip().splitlines()[-1])
+    size = peaks["memory"]["size"]
+    assert size > 250e6 and peaks["offload"]["size"] == size  # ~277 MB of float32
+    assert set(peaks["offload"]["map"][f"blocks.{i}"] for i in range(4)) == {"disk"}
+    mem, off = peaks["memory"]["peak"] / size, peaks["offload"]["peak"] / size
+    print(f"peak RssAnon over a load and a forward: in memory {mem:.2f}x the model, offloaded {off:.2f}x")
+    assert mem > 0.9  # the measurement sees the model when it is in memory
+    assert off < 0.3 * mem, (mem, off)
