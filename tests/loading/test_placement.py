@@ -110,6 +110,43 @@ def test_patching_and_causal_tracing_on_the_placed_model_equal_the_in_memory_one
     assert got.attrs["p_clean"] == pytest.approx(want.attrs["p_clean"], abs=1e-6)
 
 
+def test_with_almost_no_memory_only_the_embedding_stays_and_bfloat16_round_trips_through_disk(
+    hf_dir, tmp_path, tokens
+):
+    ref = interp.load(hf_dir("llama-mqa"), dtype=torch.bfloat16)  # tied: W_U is W_E
+    placed = interp.load(
+        hf_dir("llama-mqa"),
+        dtype="bfloat16",
+        device_map="auto",
+        max_memory={"cpu": 1},
+        offload_folder=tmp_path,
+    )
+    assert placed.device_map["embed"] == "cpu"  # W_E is read outside its forward: never offloaded
+    assert {d for u, d in placed.device_map.items() if u != "embed"} == {"disk"}
+    assert placed.blocks[0].mlp.W_in.dtype == torch.bfloat16  # the meta placeholder is in the load's dtype
+    assert torch.equal(placed(tokens), ref(tokens))  # the same bfloat16 arithmetic, bit for bit
+
+
+def test_an_interp_folder_loads_placed_too(hf_dir, tmp_path, tokens):
+    ref = interp.load(hf_dir("gpt2-untied"))
+    ref.save(tmp_path / "saved")
+    placed = interp.load(
+        tmp_path / "saved", device_map={"": "disk", "embed": "cpu"}, offload_folder=tmp_path / "o"
+    )
+    assert placed.unembed.W_U.is_meta
+    torch.testing.assert_close(placed(tokens), ref(tokens), atol=1e-5, rtol=0)
+
+
+def test_sequence_info_moves_once_per_device_and_hops_back_to_the_original():
+    from interp.layers.sequence_info import SequenceInfo
+
+    seq = SequenceInfo.build(2, 5, torch.tensor([[0, 1, 1, 1, 1], [1] * 5]), torch.device("cpu"))
+    assert seq.to(torch.device("cpu")) is seq
+    moved = seq.to(torch.device("meta"))  # a stand-in for a second device on a CPU-only machine
+    assert moved.positions.is_meta and moved.key_valid.is_meta and moved.offset == seq.offset
+    assert seq.to("meta") is moved and moved.to("cpu") is seq  # masks and RoPE tables: once per device
+
+
 def test_a_dict_device_map_places_each_unit_where_it_says(hf_dir, tmp_path, tokens):
     ref = interp.load(hf_dir("gpt2"))
     device_map = {"embed": "cpu", "pos_embed": "disk", "blocks.0": "cpu", "blocks": "disk", "": "cpu"}
