@@ -191,7 +191,7 @@ class Placement:
         return _as_torch(file, like.dtype).permute(_inverse(order))
 
     def written(self, key: str) -> None:
-        self._open.pop(key).flush()
+        del self._open[key]  # unmapped; the kernel writes the pages back when it likes (no msync wait)
 
     def _unit_of(self, key: str) -> str:
         for unit in self.units:
