@@ -79,8 +79,13 @@ def deferred_results(model: HookedTransformer, names: list[str]) -> dict[str, st
     return {
         n: n.removesuffix("hook_result") + "hook_z"
         for n in names
-        if n.endswith(".attn.hook_result") and not model.hook_dict[n].active
+        if n.endswith(".attn.hook_result") and not model.hook_dict[n].active and not _offloaded_W_O(model, n)
     }
+
+
+def _offloaded_W_O(model: HookedTransformer, result_name: str) -> bool:
+    """An offloaded block's W_O is on the meta device between forwards: compute its results in the forward."""
+    return bool(model.get_submodule(result_name.removesuffix(".hook_result")).W_O.is_meta)
 
 
 _PROBES: dict[tuple[int, torch.dtype, torch.device], Tensor] = {}

@@ -7,6 +7,7 @@ then the MLP's ΔE; the final norm and W_U read the result out as logits.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any, Literal
 
@@ -59,6 +60,10 @@ class HookedTransformer(SAEHost, TLModelMixin, HookedRootModule):
         self.blocks = nn.ModuleList(make_block(cfg, layer) for layer in range(cfg.n_layers))
         self.ln_final = make_norm(cfg) if cfg.norms.final else nn.Identity()  # OPT-350m's post-LN: none
         self.unembed = make_unembed(cfg, self.embed)
+        # A placed model (interp.loading.placement) sets a lock here: its offloaded weights are swapped into
+        # the modules during a forward, so it runs one forward at a time.
+        self.forward_lock: AbstractContextManager[Any] = nullcontext()
+        self.device_map: dict[str, str] | None = None  # set by a placed load: unit -> device (or "disk")
         if init:  # loaders pass init=False and copy the checkpoint in instead
             self.init_weights()
         self.setup_hooks()
@@ -109,14 +114,17 @@ class HookedTransformer(SAEHost, TLModelMixin, HookedRootModule):
         if past_kv_cache is not None:
             self._check_length(past_kv_cache.length + n_pos)
         seq = SequenceInfo.build(batch, n_pos, attention_mask, self.W_E.device, past_kv_cache)
-        with running(seq):  # hooks can ask which absolute positions they see (sequence_info.cached_positions)
+        # running: hooks can ask which absolute positions they see (sequence_info.cached_positions)
+        with self.forward_lock, running(seq):
             if tokens is not None:
                 resid = self.embed_tokens(tokens, seq)
             for block in self.blocks[start:stop]:
-                resid = block(resid, seq)
+                resid = block(resid, seq)  # a placed block moves resid (and seq) to its own device
             if stop_at_layer is not None:
                 return resid
             logits = self.unembed(self.ln_final(resid))
+        if tokens is not None and logits.device != tokens.device:  # placed: back where the input started
+            logits = logits.to(tokens.device)
         if return_type == "logits":
             return logits
         if return_type is None:
@@ -132,7 +140,8 @@ class HookedTransformer(SAEHost, TLModelMixin, HookedRootModule):
         """resid_pre of block 0: the token embedding E, plus learned positions where the model has them."""
         resid = self.hook_embed(self.embed(tokens))
         if self.pos_embed is not None:
-            resid = resid + self.hook_pos_embed(self.pos_embed(seq.positions))
+            # .to: a placed pos_embed may run on another device than the token embedding
+            resid = resid + self.hook_pos_embed(self.pos_embed(seq.positions).to(resid.device))
         return resid
 
     def loss(self, input: Input, per_token: bool = False, attention_mask: Tensor | None = None) -> Tensor:

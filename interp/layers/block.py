@@ -68,6 +68,7 @@ class TransformerBlock(nn.Module):
 
     def forward(self, resid_pre: Resid, seq: SequenceInfo) -> Resid:
         resid_pre = self.hook_resid_pre(resid_pre)
+        seq = seq.to(resid_pre.device)  # a placed block runs where its resid arrives: masks and RoPE too
         # ΔE from attention: context moves in
         attn_out = self.hook_attn_out(self.ln1_post(_attention(self, resid_pre, seq)))
         resid_mid = self.hook_resid_mid(resid_pre + attn_out)
@@ -102,6 +103,7 @@ class ParallelBlock(nn.Module):
 
     def forward(self, resid_pre: Resid, seq: SequenceInfo) -> Resid:
         resid_pre = self.hook_resid_pre(resid_pre)
+        seq = seq.to(resid_pre.device)  # a placed block runs where its resid arrives: masks and RoPE too
         attn_out = self.hook_attn_out(_attention(self, resid_pre, seq))
         mlp_out = self.hook_mlp_out(self.mlp(self.ln2(_mlp_input(self, resid_pre))))
         return self.hook_resid_post(resid_pre + attn_out + mlp_out)
@@ -115,6 +117,7 @@ class SharedNormParallelBlock(ParallelBlock):
 
     def forward(self, resid_pre: Resid, seq: SequenceInfo) -> Resid:
         resid_pre = self.hook_resid_pre(resid_pre)
+        seq = seq.to(resid_pre.device)  # a placed block runs where its resid arrives: masks and RoPE too
         if per_head_inputs_hooked(self) or self.hook_mlp_in.active:  # TL's input copies, each normed itself
             attn_out = self.hook_attn_out(_attention(self, resid_pre, seq))
             mlp_out = self.hook_mlp_out(self.mlp(self.ln1(_mlp_input(self, resid_pre))))
@@ -145,6 +148,7 @@ class PostLNBlock(nn.Module):
 
     def forward(self, resid_pre: Resid, seq: SequenceInfo) -> Resid:
         resid_pre = self.hook_resid_pre(resid_pre)
+        seq = seq.to(resid_pre.device)  # a placed block runs where its resid arrives: masks and RoPE too
         attn_out = self.hook_attn_out(self.attn(resid_pre, seq))
         resid_mid = self.hook_resid_mid(self.ln1(resid_pre + attn_out))
         mlp_out = self.hook_mlp_out(self.mlp(resid_mid))

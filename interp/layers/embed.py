@@ -129,7 +129,8 @@ class TiedUnembed(_UnembedBias):
         return self._embed.W_E.t()
 
     def forward(self, x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_vocab"]:
-        return self.logit_cap(F.linear(x, self._embed.W_E, self.bias))
+        # .to: when the model is placed on several devices, W_E stays on the embedding's (interp.loading.placement)
+        return self.logit_cap(F.linear(x, self._embed.W_E.to(x.device), self.bias))
 
 
 class ProjectedUnembed(nn.Module):

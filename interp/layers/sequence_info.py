@@ -32,6 +32,7 @@ class SequenceInfo:
     _rope: dict[tuple[RotarySpec, torch.dtype], tuple[Tensor, Tensor]] = field(
         default_factory=dict, repr=False
     )
+    _copies: dict[torch.device, SequenceInfo] = field(default_factory=dict, repr=False)
 
     @classmethod
     def build(
@@ -52,6 +53,22 @@ class SequenceInfo:
         # Left padding shifts positions: the first real token is position 0, as in HF generate.
         positions = (valid.long().cumsum(-1) - 1).clamp(min=0)[:, offset:]
         return cls(positions, valid, offset, kv_cache)
+
+    def to(self, device: torch.device, non_blocking: bool = False) -> SequenceInfo:
+        """This sequence on `device` (itself if it is there): a placed model's blocks each run on their own
+        device, and a plain dataclass is not moved by accelerate. One copy per device, sharing the KV cache,
+        so each device computes its masks and RoPE tables once per forward."""
+        device = torch.device(device)
+        if self.positions.device == device:
+            return self
+        if device not in self._copies:
+            self._copies.setdefault(self.positions.device, self)
+            valid = None if self.key_valid is None else self.key_valid.to(device, non_blocking=non_blocking)
+            positions = self.positions.to(device, non_blocking=non_blocking)
+            # every copy shares one table of copies, so hopping back to a device finds the first one
+            copy = SequenceInfo(positions, valid, self.offset, self.kv_cache, _copies=self._copies)
+            self._copies[device] = copy
+        return self._copies[device]
 
     @property
     def n_pos(self) -> int:

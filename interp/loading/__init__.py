@@ -22,6 +22,7 @@ from interp.loading.checkpoint import Checkpoint
 from interp.loading.families import ARCHITECTURES, BY_MODEL_TYPE
 from interp.loading.families.base import Family
 from interp.loading.parity import max_logit_diff
+from interp.loading.placement import DeviceMap, Placement, check_device
 from interp.loading.sources import download, is_hf_model, load_tokenizer, looks_like_path, open_weights
 from interp.loading.stream import build_empty, fill
 from interp.transformer import HookedTransformer
@@ -42,6 +43,9 @@ def load(
     center_writing_weights: bool = False,
     center_unembed: bool = False,
     fold_value_biases: bool = False,
+    device_map: str | DeviceMap | None = None,
+    max_memory: Mapping[Any, Any] | None = None,
+    offload_folder: str | Path | None = None,
 ) -> HookedTransformer:
     """Load a model, in eval mode: an embedded name (default "tiny-facts"), a local folder, a hub id (or a
     TransformerLens name such as "gpt2-small", see interp.compat.aliases), or an HF model.
@@ -57,9 +61,27 @@ def load(
     Weight processing is opt-in (TL 3's `from_pretrained` does all four by default; pass all four as True to
     reproduce a TL 3 notebook's numbers): see interp.compat.processing. With `center_unembed`, check_parity
     compares log-probs (the logits are shifted).
+
+    Placement (Hugging Face accelerate, see interp.loading.placement): `device_map="auto"` spreads the
+    blocks over the GPUs, then CPU memory, then `offload_folder` on disk, within `max_memory` (e.g.
+    `{0: "20GiB", "cpu": "8GiB"}`); or a dict `{module: device}` such as `{"embed": "cpu", "blocks.0":
+    "cuda:0", "blocks.1": "disk", ...}` ("" for the whole model). Blocks are the units of placement.
+    Offloaded weights are written to `offload_folder` as they stream in and come back block by block.
     """
     source = embedded.DEFAULT if source is None else source
-    dev = _device(device)
+    place = None
+    if device_map is not None:
+        if device is not None:
+            raise LoadError("give device= or device_map=, not both (device_map={'': device} is device=)")
+        if fold_ln or center_writing_weights or center_unembed or fold_value_biases:
+            raise LoadError(
+                "weight processing (fold_ln, center_*, fold_value_biases) edits weights in place, which an "
+                "offloaded model does not hold; process without device_map, save the model, load that folder"
+            )
+        place = Placement(device_map, max_memory, offload_folder)
+    elif max_memory is not None or offload_folder is not None:
+        raise LoadError("max_memory and offload_folder need device_map= ('auto' or a dict)")
+    dev: torch.device | Placement = place if place is not None else _device(device)
     dtype = _dtype(dtype)
     if default_prepend_bos is not None and not isinstance(default_prepend_bos, bool):
         raise LoadError(f"default_prepend_bos must be True, False or None, not {default_prepend_bos!r}")
@@ -111,7 +133,11 @@ def embedded_dir(name: str) -> Path:
 
 
 def _load_dir(
-    path: Path, tokenizer: Any, dtype: torch.dtype | None, device: torch.device, bos: bool | None
+    path: Path,
+    tokenizer: Any,
+    dtype: torch.dtype | None,
+    device: torch.device | Placement,
+    bos: bool | None,
 ) -> HookedTransformer:
     if not path.is_dir():
         raise LoadError(f"{path} is a file; expected a folder with config.json and weights")
@@ -121,7 +147,7 @@ def _load_dir(
         bos = meta.get("default_prepend_bos", True) if bos is None else bos
         model = build_empty(lambda: HookedTransformer(cfg, tok, default_prepend_bos=bos, init=False))
         dtype = dtype or storage.saved_dtype(meta, path)
-        fill(model, weights.items(), dtype, device, source=str(path / storage.WEIGHTS))
+        _fill(model, weights.items(), dtype, device, source=str(path / storage.WEIGHTS))
         model.original_architecture = meta.get("original_architecture", "interp")
         return model
     if not (path / "config.json").exists():
@@ -145,7 +171,7 @@ def _from_hf(
     tensors: Mapping[str, Tensor],
     tokenizer: Any,
     dtype: torch.dtype | None,
-    device: torch.device,
+    device: torch.device | Placement,
     bos: bool | None,
 ) -> HookedTransformer:
     if arch not in ARCHITECTURES:
@@ -155,11 +181,28 @@ def _from_hf(
     cfg = family.config(hf_cfg, ck)
     bos = _bos_policy(family, tokenizer) if bos is None else bos
     model = build_empty(lambda: HookedTransformer(cfg, tokenizer, default_prepend_bos=bos, init=False))
-    fill(model, family.weights(hf_cfg, cfg, ck), dtype or torch.float32, device, source=arch)
+    _fill(model, family.weights(hf_cfg, cfg, ck), dtype or torch.float32, device, source=arch)
     ck.check_all_used(arch)
     model.model_name = str(getattr(hf_cfg, "name_or_path", "") or arch)
     model.original_architecture = arch
     return model
+
+
+def _fill(
+    model: HookedTransformer,
+    items: Any,
+    dtype: torch.dtype,
+    device: torch.device | Placement,
+    source: str,
+) -> None:
+    """Stream the weights in: onto one device, or as a placement plans (then attach accelerate's hooks)."""
+    if isinstance(device, torch.device):
+        return fill(model, items, dtype, device, source)
+    device.plan(model, dtype)
+    if not device.needs_hooks:  # one device for everything: a plain load onto it
+        return fill(model, items, dtype, device.main, source)
+    fill(model, items, dtype, device, source)
+    device.dispatch(model)
 
 
 def _bos_policy(family: Family, tokenizer: Any) -> bool:
@@ -205,24 +248,7 @@ def _architecture(raw: dict[str, Any], file: Path) -> str:
 
 
 def _device(device: torch.device | str | None) -> torch.device:
-    try:
-        dev = torch.device("cpu" if device is None else device)
-    except (RuntimeError, TypeError) as e:
-        raise LoadError(f"invalid device {device!r}: {e}") from e
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            build = (
-                "a CPU-only build" if torch.version.cuda is None else f"built for CUDA {torch.version.cuda}"
-            )
-            raise LoadError(
-                f"device={device!r} but CUDA is not available (torch {torch.__version__}, {build}; "
-                f"torch.cuda.is_available() is False); use device='cpu'"
-            )
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise LoadError(f"device={device!r} but only {torch.cuda.device_count()} CUDA device(s) exist")
-    if dev.type == "mps" and not torch.backends.mps.is_available():
-        raise LoadError(f"device={device!r} but MPS is not available on this machine; use device='cpu'")
-    return dev
+    return check_device("cpu" if device is None else device)
 
 
 def _dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:
