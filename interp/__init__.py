@@ -13,6 +13,7 @@ from interp.errors import LoadError, ParityError
 from interp.hooks import HookPoint
 from interp.loading import load
 from interp.params import param_breakdown
+from interp.scale import ShardStore, collect
 from interp.storage import save
 from interp.transformer import HookedTransformer
 
@@ -23,7 +24,9 @@ __all__ = [
     "LoadError",
     "ModelConfig",
     "ParityError",
+    "ShardStore",
     "act_name",
+    "collect",
     "load",
     "param_breakdown",
     "save",
