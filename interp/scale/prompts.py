@@ -43,7 +43,7 @@ def read_prompts(source: PromptSource, required: Sequence[str] = ("prompt",)) ->
     if missing:
         raise PromptFileError(f"{where}: missing column(s) {missing}; have {list(df.columns)}")
     if df.empty:
-        raise PromptFileError(f"{where} has no rows: nothing to run on")
+        raise PromptFileError(f"{where} is empty: nothing to run on")
     for c in required:
         blank = df[c].isna() | (df[c].astype(str).str.strip() == "")
         if blank.any():

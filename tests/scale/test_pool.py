@@ -115,4 +115,4 @@ def test_bad_arguments_are_clear_errors(pool) -> None:
         pool.run(TRACE, FACTS, resume=True)
     with pytest.warns(RuntimeWarning, match="returned float; return a DataFrame, a dict or a list of dicts"):
         df = Pool(pool.model, retries=0, progress=False).run(lambda m, r, s: 1.0, FACTS)
-    assert [f.rows for f in df.attrs["failed"]] == [(0, 1, 2)]
+    assert [f.rows for f in df.attrs["failed"]] == [(0,), (1,), (2,)]
