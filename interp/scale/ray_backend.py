@@ -9,6 +9,7 @@ replaced by a fresh one, which loads the model again, and its shard is retried.
 from __future__ import annotations
 
 import os
+import warnings
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -72,6 +73,20 @@ class RayWorkers:
             if address is None:
                 kwargs.setdefault("num_cpus", max(workers * threads, os.cpu_count() or 1))
             ray.init(address=address, **kwargs)
+        need = workers * threads
+        total, free = ray.cluster_resources().get("CPU", 0), ray.available_resources().get("CPU", 0)
+        if total < need:
+            raise ValueError(
+                f"{workers} workers x {threads} threads need {need} CPUs; the Ray cluster has {total:g}, so "
+                "some would never start (fewer workers, or a bigger cluster)"
+            )
+        if free < need:
+            warnings.warn(
+                f"the Ray cluster has {free:g} of {total:g} CPUs free; {need} are needed, so some workers "
+                "wait until others (another pool?) release theirs",
+                RuntimeWarning,
+                stacklevel=3,
+            )
         self.source, self.threads = source, threads
         self._actor_cls = ray.remote(num_cpus=threads)(_Worker)
         self.actors = [self._new_actor() for _ in range(workers)]

@@ -36,6 +36,24 @@ def cluster():
     ray.shutdown()
 
 
+def test_factual_recall_csvs_equal_local(cluster, tmp_path) -> None:
+    # First in the file: the module's pool below holds both CPUs of the cluster until the module ends.
+    prompts = tmp_path / "facts.jsonl"
+    prompts.write_text("\n".join(json.dumps(r) for r in FACTS.to_dict("records")))
+    runs = {}
+    for backend in ("local", "ray"):
+        out = tmp_path / backend
+        args = ["run", "factual-recall", "--quick", "--prompts", str(prompts), "--workers", "2"]
+        assert cli_main([*args, "--backend", backend, "--out", str(out)]) == 0
+        runs[backend] = out
+    shards = sorted((runs["ray"] / "shards").glob("*/shard-*.parquet"))
+    assert len(shards) >= 4 and len({pd.read_parquet(s).shard.iloc[0] for s in shards}) >= 2
+    for csv in sorted(p.name for p in runs["local"].glob("*.csv")):
+        a, b = pd.read_csv(runs["local"] / csv), pd.read_csv(runs["ray"] / csv)
+        pd.testing.assert_frame_equal(b, a, check_exact=False, atol=1e-6, rtol=0, obj=csv)
+    assert len(pd.read_csv(runs["ray"] / "facts.csv")) == 3
+
+
 @pytest.fixture(scope="module")
 def pool(cluster):
     with Pool(None, backend="ray", workers=2, retries=1, progress=False) as p:
@@ -75,20 +93,3 @@ def test_a_dead_worker_is_replaced_and_a_failing_shard_reported(pool, tmp_path) 
         df = pool.run(fails_on_italy, FACTS, shard_rows=2, out=tmp_path / "o")
     assert df.row.tolist() == [0, 1] and [(f.rows, f.attempts) for f in df.attrs["failed"]] == [((2,), 2)]
     assert json.loads((tmp_path / "o" / "failed.json").read_text())[0]["rows"] == [2]
-
-
-def test_factual_recall_csvs_equal_local(cluster, tmp_path) -> None:
-    prompts = tmp_path / "facts.jsonl"
-    prompts.write_text("\n".join(json.dumps(r) for r in FACTS.to_dict("records")))
-    runs = {}
-    for backend in ("local", "ray"):
-        out = tmp_path / backend
-        args = ["run", "factual-recall", "--quick", "--prompts", str(prompts), "--workers", "2"]
-        assert cli_main([*args, "--backend", backend, "--out", str(out)]) == 0
-        runs[backend] = out
-    shards = sorted((runs["ray"] / "shards").glob("*/shard-*.parquet"))
-    assert len(shards) >= 4 and len({pd.read_parquet(s).shard.iloc[0] for s in shards}) >= 2
-    for csv in sorted(p.name for p in runs["local"].glob("*.csv")):
-        a, b = pd.read_csv(runs["local"] / csv), pd.read_csv(runs["ray"] / csv)
-        pd.testing.assert_frame_equal(b, a, check_exact=False, atol=1e-6, rtol=0, obj=csv)
-    assert len(pd.read_csv(runs["ray"] / "facts.csv")) == 3
