@@ -99,7 +99,8 @@ def collect(
             drop = skip_tokens if batch_index == skip_batch else 0
             for site, hook, name in zip(resolved, hooks, names, strict=True):
                 act = cache[hook][site.select(slice(None))]
-                buffers[name].append(act[keep].flatten(1).float()[drop:])
+                kept = act[keep]  # [tokens, ...]: a neuron's is [tokens], stored as [tokens, 1]
+                buffers[name].append(kept.reshape(kept.shape[0], -1).float()[drop:])
             n_new = int(keep.sum()) - drop
             buffered += n_new
             bar.update(n_new)
