@@ -13,7 +13,6 @@ from interp.errors import LoadError, ParityError
 from interp.hooks import HookPoint
 from interp.loading import load
 from interp.params import param_breakdown
-from interp.scale import ShardStore, collect
 from interp.storage import save
 from interp.transformer import HookedTransformer
 
@@ -31,3 +30,13 @@ __all__ = [
     "param_breakdown",
     "save",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # interp.collect and interp.ShardStore live in interp.scale, which imports pandas: loaded on first use,
+    # so `import interp` stays as light as it was.
+    if name in ("collect", "ShardStore"):
+        import interp.scale
+
+        return getattr(interp.scale, name)
+    raise AttributeError(f"module 'interp' has no attribute {name!r}")
