@@ -2,9 +2,14 @@
 
     interp run context-injection [--quick] [--out DIR] [--model PATH_OR_ID] [--seed N]
                                  [--words apple,python] [--texts FILE] [--pairs-per-word N]
+                                 [--prompts FILE] [--backend local|ray] [--workers N] [--address RAY] [--resume]
 
 Prompts come from the tiny-facts world: "<scene>. Later she mentioned the apple, meaning the" → " company"
-or " fruit". A *pair* is the same word and bridge after scenes of its two senses, with equal token counts,
+or " fruit"; or from --prompts FILE (CSV, JSONL or TSV; a DataFrame through `run`) with columns prompt,
+word, sense, answer, split (train, test or heldout: the probe trains on train and tests on the rest), each prompt
+"<scene>. <bridge naming the word>". The patching sweep runs one pair per row through
+`interp.scale.Pool`: in-process by default, or on --workers Ray workers (--backend ray), with the same
+numbers; its shards are written under OUT/shards/ and --resume skips those already written. A *pair* is the same word and bridge after scenes of its two senses, with equal token counts,
 both answered correctly. Ordinary text (default: trained fact prompts; or one text per line of --texts)
 is the baseline. Position "token" is the ambiguous word (for ordinary text, every token but the first
 and the last), "prediction" the last position. Layer l is the residual entering block l; layer n_layers
@@ -41,6 +46,8 @@ import random
 from collections import defaultdict
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pandas as pd
 import torch
@@ -51,6 +58,7 @@ from interp.analysis.probe import LinearProbe, probe_layers, probe_patch
 from interp.analysis.scoring import score_answers
 from interp.embedded.tiny_facts.corpus import disambiguation_examples, fact_examples
 from interp.embedded.tiny_facts.world import POLYSEMES
+from interp.scale import Pool
 from interp.transformer import HookedTransformer
 
 NAME = "context-injection"
@@ -67,6 +75,7 @@ COLUMNS = {
     "probe.csv": "position layer train_acc test_acc chance n_train n_test".split(),
     "checks.csv": list(R.Checks.columns),
 }
+PROMPT_COLUMNS = ("prompt", "word", "sense", "answer", "split")  # --prompts: one disambiguation prompt a row
 DECODABLE = 0.8  # probe test accuracy that counts as "the sense is linearly decodable"
 Pair = tuple["Item", "Item"]
 
@@ -89,16 +98,54 @@ class Item:
     correct: bool
 
 
-def build_items(model: HookedTransformer, words: list[str]) -> list[Item]:
-    examples = [e for e in disambiguation_examples() if e.subject in words]
+def examples_from(args: argparse.Namespace) -> list[Any]:
+    """The disambiguation prompts: the world's, or the rows of --prompts (a file or a DataFrame)."""
+    if args.prompts is None:
+        return list(disambiguation_examples())  # Examples: the same attributes
+    from interp.scale import PromptFileError, read_prompts
+
+    try:
+        df = read_prompts(args.prompts, PROMPT_COLUMNS)
+    except PromptFileError as e:
+        raise R.UsageError(str(e)) from None
+    bad = [s for s in df.split.unique() if s not in ("train", "test", "heldout")]
+    if bad:
+        raise R.UsageError(f"--prompts: split must be 'train', 'test' or 'heldout', got {bad}")
+    return [
+        SimpleNamespace(prompt=str(r.prompt), subject=str(r.word), relation=str(r.sense), answer=str(r.answer), split=str(r.split))
+        for r in df.itertuples(index=False)
+    ]  # fmt: skip
+
+
+def senses_of(examples: list[Any]) -> dict[str, list[str]]:
+    """Each word's senses in a fixed order (the probe's labels 0, 1): the world's, else first-seen order."""
+    out: dict[str, list[str]] = {}
+    for e in examples:
+        known = [s for _, s in POLYSEMES[e.subject]] if e.subject in POLYSEMES else None
+        out.setdefault(e.subject, known or [])
+        if known is None and e.relation not in out[e.subject]:
+            out[e.subject].append(e.relation)
+    return out
+
+
+def build_items(model: HookedTransformer, words: list[str], examples: list[Any]) -> list[Item]:
+    examples = [e for e in examples if e.subject in words]
+    if not examples:
+        raise R.UsageError(f"no disambiguation prompts for the words {words}")
+    senses = senses_of(examples)
     scored = score_answers(model, [e.prompt for e in examples], [e.answer for e in examples])
     items = []
     for i, e in enumerate(examples):
         n = int(scored.lengths[i])
         row = scored.tokens[i : i + 1, :n]
-        label = [s for _, s in POLYSEMES[e.subject]].index(e.relation)
-        word_pos = subject_span(model, row, " " + e.subject)[1] - 1
-        scene = subject_span(model, row, e.prompt.split(". ", 1)[0] + ".")
+        label = senses[e.subject].index(e.relation)
+        try:
+            word_pos = subject_span(model, row, " " + e.subject)[1] - 1
+            scene = subject_span(model, row, e.prompt.split(". ", 1)[0] + ".")
+        except ValueError as err:
+            raise R.UsageError(
+                f"prompt {e.prompt!r}: {err} (expected '<scene>. <bridge naming the word>')"
+            ) from None
         sense_id, ok = int(scored.answers[i]), bool(scored.correct[i])
         items.append(
             Item(i, e.prompt, e.subject, e.relation, label, e.split, sense_id, n, word_pos, *scene, ok)
@@ -149,19 +196,40 @@ def sites(n: int, H: int, pos: int | None) -> list[tuple[Head | Resid, tuple]]:
     return out
 
 
-def patch_logit_diff(model: HookedTransformer, pairs: list[Pair]) -> list[tuple]:
-    """Denoise every site with the library's batched `denoise`: (key.., M, M_corrupted, M_clean, runs)."""
-    n, H = model.cfg.n_layers, model.cfg.n_heads
-    rows = []
-    for (n_tok, wpos), runs in runs_by_shape(pairs).items():
-        dests = (("all", None), ("token", wpos), ("prediction", n_tok - 1))
-        cells = [(s, (*k, dest, "logit_diff")) for dest, pos in dests for s, k in sites(n, H, pos)]
-        metric = logit_diff([c.sense_id for c, _ in runs], [k.sense_id for _, k in runs])
-        clean, corr = [c.prompt for c, _ in runs], [k.prompt for _, k in runs]
-        df = denoise(model, clean, corr, [s for s, _ in cells], metric, progress=False)
-        ends = (df.attrs["base_metric"], df.attrs["source_metric"], len(runs))
-        rows += [(*key, value, *ends) for (_, key), value in zip(cells, df["metric"], strict=True)]
-    return rows
+def pair_rows(pairs: list[Pair]) -> pd.DataFrame:
+    """One row per sense pair: what `patch_pair_row` needs to patch it in both directions."""
+    return pd.DataFrame(
+        [
+            {"prompt": a.prompt, "counterfactual": b.prompt, "answer_id": a.sense_id,
+             "counterfactual_answer_id": b.sense_id, "n_tokens": a.n_tokens, "word_pos": a.word_pos}
+            for a, b in pairs
+        ]
+    )  # fmt: skip
+
+
+def patch_pair_row(model: HookedTransformer, row: dict, seed: int) -> pd.DataFrame:
+    """Denoise every site for one pair, both directions as one batch of two runs (each run restores its
+    own prompt's activations into the other-sense prompt): (key.., M, M_corrupted, M_clean, n_runs)."""
+    n, H, n_tok, wpos = model.cfg.n_layers, model.cfg.n_heads, int(row["n_tokens"]), int(row["word_pos"])
+    a, b, ids = (
+        row["prompt"],
+        row["counterfactual"],
+        [int(row["answer_id"]), int(row["counterfactual_answer_id"])],
+    )
+    dests = (("all", None), ("token", wpos), ("prediction", n_tok - 1))
+    cells = [(s, (*k, dest, "logit_diff")) for dest, pos in dests for s, k in sites(n, H, pos)]
+    metric = logit_diff(ids, ids[::-1])
+    df = denoise(model, [a, b], [b, a], [s for s, _ in cells], metric, progress=False)
+    ends = (df.attrs["base_metric"], df.attrs["source_metric"], 2)
+    keys = ["site", "layer", "head", "destination", "metric"]
+    rows = [(*key, value, *ends) for (_, key), value in zip(cells, df["metric"], strict=True)]
+    return pd.DataFrame(rows, columns=[*keys, "m", "m_corr", "m_clean", "n_runs"])
+
+
+def patch_logit_diff(pool: Pool, pairs: list[Pair], out: Path, args: argparse.Namespace) -> list[tuple]:
+    """Every pair through the pool (its shards under OUT/shards/patching): the rows `pooled_recovery` pools."""
+    df = R.sweep_rows(pool, patch_pair_row, pair_rows(pairs), out, "patching", args)
+    return list(df.drop(columns=["shard", "row"]).itertuples(index=False, name=None))
 
 
 def patch_probe(model: HookedTransformer, pairs: list[Pair], probe: LinearProbe) -> list[tuple]:
@@ -471,16 +539,18 @@ def write_report(
 def run(args: argparse.Namespace) -> Path:
     out = R.output_dir(args.out)
     cfg = SETTINGS["quick" if args.quick else "full"]
-    words = R.csv_list(args.words) or list(POLYSEMES)
-    unknown = [w for w in words if w not in POLYSEMES]
+    examples = examples_from(args)
+    known = list(dict.fromkeys(e.subject for e in examples))
+    words = R.csv_list(args.words) or known
+    unknown = [w for w in words if w not in known]
     if unknown:
-        raise R.UsageError(f"unknown --words {unknown}; known: {', '.join(POLYSEMES)}")
+        raise R.UsageError(f"unknown --words {unknown}; known: {', '.join(known)}")
     if args.pairs_per_word is not None and args.pairs_per_word < 1:
         raise R.UsageError(f"--pairs-per-word must be >= 1, got {args.pairs_per_word}")
     texts = R.read_lines(args.texts, "--texts") if args.texts else None
     model = R.load_model(args.model)
     rng = random.Random(args.seed)
-    items = build_items(model, words)
+    items = build_items(model, words, examples)
     pairs = select_pairs(items, args.pairs_per_word or cfg["pairs_per_word"], rng)
     if not pairs:
         raise R.UsageError(
@@ -495,7 +565,9 @@ def run(args: argparse.Namespace) -> Path:
     paired = {it.prompt_id for pair in pairs for it in pair}
     sets = (("pairs", paired), ("probe", probed))
     used_in = ["+".join(name for name, ids in sets if it.prompt_id in ids) or "none" for it in items]
-    patch = pooled_recovery(patch_logit_diff(model, pairs) + patch_probe(model, pairs, final_probe))
+    with R.open_pool(args, model) as pool:
+        logit_rows = patch_logit_diff(pool, pairs, out, args)
+    patch = pooled_recovery(logit_rows + patch_probe(model, pairs, final_probe))
     flow_items = list(dict.fromkeys(it for pair in pairs for it in pair))[: cfg["flow_prompts"]]
     layer_stats, head_flow = flows(model, flow_items, texts)
     raw = {
@@ -516,9 +588,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = R.base_parser(NAME, "How attention injects disambiguating context into ambiguous tokens.")
     p.add_argument("--words", help=f"comma-separated ambiguous words (default: all {len(POLYSEMES)})")
     p.add_argument(
+        "--prompts",
+        type=Path,
+        help="disambiguation prompts instead of the world's: CSV, JSONL or TSV with columns "
+        + ", ".join(PROMPT_COLUMNS),
+    )
+    p.add_argument(
         "--texts", type=Path, help="ordinary-text baseline, one text per line (default: fact prompts)"
     )
     p.add_argument("--pairs-per-word", type=int, default=None, help="sense pairs per word for patching")
+    R.add_scale_arguments(p)
     return p
 
 

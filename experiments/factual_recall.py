@@ -2,11 +2,16 @@
 
     interp run factual-recall [--quick] [--out DIR] [--model PATH_OR_ID] [--seed N]
                               [--relations capital,language] [--prompts FILE] [--n-facts N]
+                              [--backend local|ray] [--workers N] [--address RAY] [--resume]
 
 Facts are the tiny-facts world's trained template-0 prompts ("The capital of France is" → " Paris",
 "Dylan Sawyer was born in" → ...) that the model answers correctly (top-1 = the answer's first token),
-France's capital first; or the lines of --prompts FILE, each "prompt<TAB>subject<TAB>answer" (the answer
-verbatim, usually with its leading space: " Paris"; only its first token is scored). Token roles
+France's capital first; or the rows of --prompts FILE: a CSV or JSONL with columns prompt, subject, answer
+(and optionally relation), or a TSV of "prompt<TAB>subject<TAB>answer" lines (the answer verbatim, usually
+with its leading space: " Paris"; only its first token is scored); `run` also takes a DataFrame there.
+The per-fact sweeps (tracing, knockout, ablation, lens) run through `interp.scale.Pool`: in-process by
+default, or on --workers Ray workers (--backend ray), with the same numbers; their shards are written under
+OUT/shards/ and --resume skips those already written. Token roles
 follow ROME: subject first / middle / last token, further tokens (after the subject, before the last),
 last token; a one-token subject is both first and last. Layer windows: 1 for hidden states, and ROME's
 10-of-48 share of the layers (at least 1) for MLP and attention traces and for knockout (Geva et al.
@@ -40,7 +45,9 @@ from __future__ import annotations
 
 import argparse
 import random
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -48,22 +55,13 @@ import torch
 
 import interp
 from experiments import reporting as R
-from interp.analysis import (
-    MLP,
-    Neuron,
-    ablation_sweep,
-    causal_trace,
-    knockout_sweep,
-    knowledge_neurons,
-    logit_lens,
-    neuron_effects,
-    neuron_vocab,
-    prob,
-    subject_span,
-)
+from interp.analysis import Neuron, knowledge_neurons, neuron_effects, neuron_vocab, subject_span
 from interp.analysis.scoring import score_answers
 from interp.embedded.tiny_facts.corpus import FACT_TEMPLATES, fact_examples, render, training_documents
+from interp.scale import Pool, tasks
 from interp.transformer import HookedTransformer
+
+Shards = Callable[[Pool, object, pd.DataFrame, str], pd.DataFrame]  # runs one per-fact task over the facts
 
 NAME = "factual-recall"
 SETTINGS = {
@@ -116,20 +114,20 @@ class Fact:
 
 
 def candidates(args: argparse.Namespace) -> list[tuple[str, str, str, str]]:
-    """(prompt, subject, relation, answer) from --prompts FILE or the tiny-facts template-0 prompts."""
-    if args.prompts:
-        rows = []
-        for i, line in enumerate(R.read_lines(args.prompts, "--prompts"), 1):
-            parts = line.split("\t")
-            if len(parts) != 3 or not all(p.strip() for p in parts):
-                raise R.UsageError(
-                    f"{args.prompts}:{i}: expected 'prompt<TAB>subject<TAB>answer', got {line!r}"
-                )
-            prompt, subject, answer = parts
-            rows.append(
-                (prompt, subject, "custom", answer)
-            )  # verbatim: " Paris" and "Paris" are different tokens
-        return rows
+    """(prompt, subject, relation, answer) from --prompts (a file or DataFrame) or the template-0 prompts."""
+    if args.prompts is not None:
+        from interp.scale import PromptFileError, read_prompts
+
+        try:
+            df = read_prompts(args.prompts, ("prompt", "subject", "answer"))
+        except PromptFileError as e:
+            raise R.UsageError(str(e)) from None
+        relation = df["relation"] if "relation" in df.columns else ["custom"] * len(df)
+        # verbatim: " Paris" and "Paris" are different tokens
+        return [
+            (str(p), str(s), str(r), str(a))
+            for p, s, r, a in zip(df.prompt, df.subject, relation, df.answer, strict=True)
+        ]
     relations = R.csv_list(args.relations) or list(FACT_TEMPLATES)
     unknown = [r for r in relations if r not in FACT_TEMPLATES]
     if unknown:
@@ -167,28 +165,21 @@ def select_facts(model: HookedTransformer, rows: list, n: int, rng: random.Rando
     return [Fact(i, *r) for i, r in enumerate(chosen)]
 
 
-def trace(model: HookedTransformer, facts: list[Fact], n_samples: int, window: int, seed: int) -> tuple:
+def trace(
+    pool: Pool, facts: list[Fact], data: pd.DataFrame, n_samples: int, window: int, shard: Shards
+) -> tuple:
     """ROME causal tracing per fact and kind; per-fact TE from the hidden-state trace."""
-    rows, te = [], []
-    for f in facts:
-        for kind in KINDS:
-            df = causal_trace(
-                model,
-                f.prompt,
-                (f.subject_start, f.subject_end),
-                f.answer_id,
-                kind=kind,
-                window=1 if kind == "resid" else window,
-                n_samples=n_samples,
-                seed=seed,
-            )
-            for r in df.itertuples():
-                rows += [
-                    (f.fact, kind, r.layer, role, r.pos, r.token, r.p_restored, r.indirect_effect)
-                    for role in f.roles(r.pos)
-                ]
-            if kind == "resid":
-                te.append((df.attrs["p_clean"], df.attrs["p_corrupted"], df.attrs["total_effect"]))
+    windows = {k: 1 if k == "resid" else window for k in KINDS}
+    df = shard(
+        pool, partial(tasks.causal_trace_row, windows=windows, n_samples=n_samples), data, "causal_trace"
+    )
+    rows = [
+        (r.row, r.kind, r.layer, role, r.pos, r.token, r.p_restored, r.indirect_effect)
+        for r in df.itertuples()
+        for role in facts[r.row].roles(r.pos)
+    ]
+    resid = df[df.kind == "resid"].groupby("row", sort=True).first()
+    te = list(zip(resid.p_clean, resid.p_corrupted, resid.total_effect, strict=True))
     raw = pd.DataFrame(rows, columns=COLUMNS["causal_trace.csv"])
     per_fact = (
         raw[raw.role.isin(ROLES)]
@@ -205,40 +196,18 @@ def trace(model: HookedTransformer, facts: list[Fact], n_samples: int, window: i
     return raw, summary.astype({"role": str}), te
 
 
-def knockouts(model: HookedTransformer, facts: list[Fact], window: int) -> pd.DataFrame:
+def knockouts(pool: Pool, data: pd.DataFrame, window: int, shard: Shards) -> pd.DataFrame:
     """Geva et al. 2023: block last → {subject, non-subject, last} in every head of a window of layers."""
-    frames = []
-    for f in facts:
-        last, subject = f.n_tokens - 1, list(range(f.subject_start, f.subject_end))
-        # BOS stays: blocking the attention sink changes every softmax, whatever information it holds.
-        sets = {
-            "subject": subject,
-            "non-subject": [p for p in range(1, last) if p not in subject],
-            "last": [last],
-        }
-        df = knockout_sweep(
-            model, f.prompt, {k: v for k, v in sets.items() if v}, window=window, answer=f.answer_id
-        )
-        frames.append(df.assign(fact=f.fact))
-    return pd.concat(frames, ignore_index=True)
+    df = shard(pool, partial(tasks.knockout_row, window=window), data, "knockout")
+    return df.rename(columns={"row": "fact"})
 
 
-def mlp_ablation(model: HookedTransformer, facts: list[Fact], reference: torch.Tensor) -> pd.DataFrame:
+def mlp_ablation(pool: Pool, data: pd.DataFrame, reference: torch.Tensor, shard: Shards) -> pd.DataFrame:
     """Each MLP layer zeroed or mean-ablated, at the subject tokens or at the last token."""
-    n, rows = model.cfg.n_layers, []
-    for f in facts:
-        span = tuple(range(f.subject_start, f.subject_end))
-        cells = [MLP(layer, pos=span) for layer in range(n)] + [MLP(layer, pos=-1) for layer in range(n)]
-        where = ["subject"] * n + ["last"] * n
-        for method in ("zero", "mean"):
-            ref = reference if method == "mean" else None
-            df = ablation_sweep(model, f.prompt, cells, prob(f.answer_id), method, ref, per_position=False)
-            p0 = df.attrs["base_metric"]
-            rows += [
-                (f.fact, method, w, c.layer, p0, p, (p - p0) / p0)
-                for w, c, p in zip(where, cells, df.metric, strict=True)
-            ]
-    return pd.DataFrame(rows, columns=COLUMNS["mlp_ablation.csv"])
+    df = shard(
+        pool, partial(tasks.ablation_row, methods=("zero", "mean"), reference=reference), data, "mlp_ablation"
+    )
+    return df.rename(columns={"row": "fact"})
 
 
 def mean_reference(model: HookedTransformer, seed: int, rows: int = 16, length: int = 32) -> torch.Tensor:
@@ -292,13 +261,8 @@ def neurons(model: HookedTransformer, facts: list[Fact]) -> tuple[pd.DataFrame, 
     )
 
 
-def lens(model: HookedTransformer, facts: list[Fact]) -> pd.DataFrame:
-    # One prompt at a time: logit_lens reads absolute positions, so a padded batch would read padding.
-    frames = []
-    for f in facts:
-        df = logit_lens(model, f.prompt, f.answer_id, k=1, positions=-1)
-        frames.append(df.assign(fact=f.fact, top_token=[t[0] for t in df.top_tokens]))
-    return pd.concat(frames, ignore_index=True)
+def lens(pool: Pool, data: pd.DataFrame, shard: Shards) -> pd.DataFrame:
+    return shard(pool, tasks.lens_row, data, "logit_lens").rename(columns={"row": "fact"})
 
 
 def summarise(df: pd.DataFrame, keys: list[str], value: str, name: str) -> pd.DataFrame:
@@ -511,13 +475,19 @@ def run(args: argparse.Namespace) -> Path:
     n = model.cfg.n_layers
     window = max(1, round(n * 10 / 48))
     facts = select_facts(model, rows, args.n_facts or cfg["n_facts"], random.Random(args.seed))
-    raw, summary, te = trace(model, facts, cfg["n_samples"], window, args.seed)
     facts_df = pd.DataFrame([asdict(f) for f in facts])
+    data = facts_df.assign(seed=args.seed)  # every fact's noise from --seed, in any shard, on any worker
+
+    def shard(pool: Pool, task: object, data: pd.DataFrame, name: str) -> pd.DataFrame:
+        return R.sweep_rows(pool, task, data, out, name, args)
+
+    with R.open_pool(args, model) as pool:
+        raw, summary, te = trace(pool, facts, data, cfg["n_samples"], window, shard)
+        ko = knockouts(pool, data, window, shard)
+        abl = mlp_ablation(pool, data, mean_reference(model, args.seed), shard)
+        lens_df = lens(pool, data, shard)
     facts_df[["p_clean", "p_corrupted", "total_effect"]] = te
-    ko = knockouts(model, facts, window)
-    abl = mlp_ablation(model, facts, mean_reference(model, args.seed))
     kn, groups = neurons(model, facts[: cfg["kn_facts"]])
-    lens_df = lens(model, facts)
     lens_sum = (
         lens_df.assign(top1=lens_df.target_rank == 0)
         .groupby("layer")
@@ -554,9 +524,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--relations", help=f"comma-separated relations (default: all of {', '.join(FACT_TEMPLATES)})"
     )
     p.add_argument(
-        "--prompts", type=Path, help="facts to use instead, one 'prompt<TAB>subject<TAB>answer' per line"
+        "--prompts",
+        type=Path,
+        help="facts to use instead: CSV or JSONL with prompt, subject, answer columns, or TSV lines "
+        "'prompt<TAB>subject<TAB>answer'",
     )
     p.add_argument("--n-facts", type=int, default=None, help="at most this many correctly answered facts")
+    R.add_scale_arguments(p)
     return p
 
 

@@ -105,6 +105,50 @@ def csv_list(value: str | None) -> list[str] | None:
     return None if value is None else [v.strip() for v in value.split(",") if v.strip()]
 
 
+# ---- scaling out: per-fact sweeps on local or Ray workers -------------------------------------------------
+
+
+def add_scale_arguments(p: argparse.ArgumentParser) -> None:
+    """--workers, --backend, --address, --resume: how the per-prompt sweeps run (interp.scale.Pool)."""
+    p.add_argument(
+        "--backend", choices=("local", "ray"), default="local", help="in-process (default) or Ray workers"
+    )
+    p.add_argument("--workers", type=int, default=1, help="Ray workers, each with its own model replica")
+    p.add_argument(
+        "--address", default=None, help="an existing Ray cluster to join (default: start a local one)"
+    )
+    p.add_argument("--resume", action="store_true", help="skip the shards already written under OUT/shards/")
+
+
+def open_pool(args: argparse.Namespace, model: HookedTransformer) -> Any:
+    """The pool the experiment's per-prompt sweeps run on: the loaded model in-process, or Ray workers that
+    each load `--model` from the same source (the same torch thread count, 1, everywhere)."""
+    from interp.scale import Pool
+
+    if args.workers < 1:
+        raise UsageError(f"--workers must be >= 1, got {args.workers}")
+    progress = sys.stderr.isatty()
+    if args.backend == "local":
+        return Pool(model, progress=progress)
+    try:
+        return Pool(args.model, backend="ray", workers=args.workers, address=args.address, progress=progress)
+    except ImportError as e:
+        raise UsageError(str(e)) from None
+
+
+def sweep_rows(
+    pool: Any, task: Any, data: pd.DataFrame, out: Path, name: str, args: argparse.Namespace
+) -> pd.DataFrame:
+    """`pool.run` with its shards under OUT/shards/NAME; shards that failed every attempt stop the run."""
+    df = pool.run(task, data, out=out / "shards" / name, resume=args.resume, desc=name)
+    if df.attrs["failed"]:
+        lost = "; ".join(f"shard {f.shard} (rows {list(f.rows)}): {f.error}" for f in df.attrs["failed"])
+        raise UsageError(
+            f"{name}: shards failed on every attempt: {lost}. Rerun with --resume to retry only them"
+        )
+    return df
+
+
 # ---- numbers, tables, reports ---------------------------------------------------------------------------
 
 

@@ -23,8 +23,20 @@ __all__ = [
     "LoadError",
     "ModelConfig",
     "ParityError",
+    "ShardStore",
     "act_name",
+    "collect",
     "load",
     "param_breakdown",
     "save",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # interp.collect and interp.ShardStore live in interp.scale, which imports pandas: loaded on first use,
+    # so `import interp` stays as light as it was.
+    if name in ("collect", "ShardStore"):
+        import interp.scale
+
+        return getattr(interp.scale, name)
+    raise AttributeError(f"module 'interp' has no attribute {name!r}")
