@@ -143,7 +143,7 @@ def prompt_latents(
     )
     if tokens.shape[0] != 1:
         raise ValueError(f"prompt_latents takes one prompt, got a batch of {tokens.shape[0]}")
-    name = f"{sae.cfg.hook_name}.hook_sae_acts_post"
+    name = f"{sae.cfg.write_hook}.hook_sae_acts_post"
     store: dict[str, Tensor] = {}
 
     def keep(act: Tensor, hook: Any) -> None:
