@@ -54,9 +54,11 @@ _BLOCK = re.compile(r"^blocks\.(\d+)\.")
 
 
 def stop_layer(model: Any, hooks: Sequence[str]) -> int | None:
-    """The block a forward can stop at once every hook in `hooks` has run (None: it must run to the end)."""
+    """The block a forward can stop at once every hook in `hooks` has run (None: it must run to the end, also
+    whenever the caller has hooks attached, which may sit further down)."""
     layers = [_BLOCK.match(h) for h in hooks]
-    if not all(layers):
+    attached = getattr(model, "explicit_hook_points", None)
+    if not all(layers) or (attached is not None and list(attached())):
         return None
     stop = max(int(m.group(1)) for m in layers if m) + 1
     return stop if stop < model.cfg.n_layers else None
