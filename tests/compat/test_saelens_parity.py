@@ -23,7 +23,7 @@ D = 32  # hf_gpt2's d_model
 RESID = "blocks.1.hook_resid_post"
 MLP_IN, MLP_OUT = "blocks.1.ln2.hook_normalized", "blocks.1.hook_mlp_out"
 
-# name -> (config, what HookedSAETransformer's splice computes matches interp's)
+# one SAE per architecture (and hook_z, the run-time normalisations, apply_b_dec_to_input=False)
 CASES = {
     "standard": SAEConfig("standard", d_in=D, d_sae=48, hook_name=RESID),
     "standard-no-b_dec-in": SAEConfig("standard", d_in=D, d_sae=48, hook_name=RESID, apply_b_dec_to_input=False),
