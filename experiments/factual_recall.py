@@ -37,6 +37,17 @@ CSVs (columns in order):
 - logit_lens.csv        fact, layer (0 = embeddings, n_layers = output), target_prob, target_rank, top_token
 - lens_summary.csv      layer, mean_target_prob, top1_share, n_facts
 - params.csv            component, params, share
+- dictionary.csv        sae, attribute, value, n_pos, latent, f1, precision, recall, null_f1, neuron, neuron_f1,
+                        drop_pos, drop_neg, neuron_drop_pos, neuron_drop_neg: per attribute value of the
+                        tiny-facts world, the shipped dictionary's best latent by F1 at the last subject token
+                        (interp.sae.evaluate); null_f1 is a random dictionary of the same width and L0 under the
+                        same best-of-N selection; neuron_f1 the best single MLP neuron of that layer; drop_* the
+                        fall of P(answer) when the latent (neuron_drop_*: the neuron) is zeroed there, on facts
+                        whose subject has the value (pos) and on the others (neg); empty unless the model is
+                        the default tiny-facts
+- dictionary_summary.csv sae, site, values, l0, share_f1_ge_0.9, null_share_f1_ge_0.9, neuron_share_f1_ge_0.9,
+                        mean_f1, mean_null_f1, mean_neuron_f1, drop_pos, drop_neg, neuron_drop_pos,
+                        neuron_drop_neg (the drops averaged over the ablated values)
 - checks.csv            check, value, criterion, agree
 Plots: causal_trace.png, causal_trace_example.png, knockout.png, mlp_ablation.png, logit_lens.png.
 """
@@ -58,6 +69,7 @@ from experiments import reporting as R
 from interp.analysis import Neuron, knowledge_neurons, neuron_effects, neuron_vocab, subject_span
 from interp.analysis.scoring import score_answers
 from interp.embedded.tiny_facts.corpus import FACT_TEMPLATES, fact_examples, render, training_documents
+from interp.sae.evaluate import COLUMNS as GT_COLUMNS
 from interp.scale import Pool, tasks
 from interp.transformer import HookedTransformer
 
@@ -65,8 +77,8 @@ Shards = Callable[[Pool, object, pd.DataFrame, str], pd.DataFrame]  # runs one p
 
 NAME = "factual-recall"
 SETTINGS = {
-    "full": dict(n_facts=96, n_samples=10, kn_facts=3),
-    "quick": dict(n_facts=5, n_samples=3, kn_facts=1),
+    "full": dict(n_facts=96, n_samples=10, kn_facts=3, gt_items=None, gt_nulls=3, gt_ablations=20),
+    "quick": dict(n_facts=5, n_samples=3, kn_facts=1, gt_items=160, gt_nulls=1, gt_ablations=3),
 }
 ROLES = ("subject first", "subject middle", "subject last", "further", "last")
 KINDS = ("resid", "mlp", "attn")
@@ -87,6 +99,9 @@ COLUMNS = {
     "logit_lens.csv": "fact layer target_prob target_rank top_token".split(),
     "lens_summary.csv": "layer mean_target_prob top1_share n_facts".split(),
     "params.csv": "component params share".split(),
+    "dictionary.csv": ["sae", *GT_COLUMNS],
+    "dictionary_summary.csv": "sae site values l0 share_f1_ge_0.9 null_share_f1_ge_0.9 neuron_share_f1_ge_0.9 "
+    "mean_f1 mean_null_f1 mean_neuron_f1 drop_pos drop_neg neuron_drop_pos neuron_drop_neg".split(),
     "checks.csv": list(R.Checks.columns),
 }
 
@@ -271,6 +286,31 @@ def summarise(df: pd.DataFrame, keys: list[str], value: str, name: str) -> pd.Da
     return g.rename(columns={"mean": name, "size": "n_facts"})
 
 
+def dictionaries(
+    model: HookedTransformer, args: argparse.Namespace, cfg: dict
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Ground truth of the dictionaries shipped with tiny-facts (no training here): empty for other models."""
+    import interp.sae
+    from interp.sae.evaluate import evaluate, tiny_facts_items
+
+    names = [n for n in interp.sae.shipped() if n.startswith("tiny-facts/")]
+    if args.model not in (None, "tiny-facts") or not names:
+        return pd.DataFrame(columns=COLUMNS["dictionary.csv"]), pd.DataFrame(columns=COLUMNS["dictionary_summary.csv"])  # fmt: skip
+    items = tiny_facts_items()
+    if cfg["gt_items"]:
+        items = random.Random(args.seed).sample(items, cfg["gt_items"])
+    tables, rows = [], []
+    for name in names:
+        sae = interp.sae.load(name)
+        gt = evaluate(model, sae, items, null_seeds=cfg["gt_nulls"], max_ablations=cfg["gt_ablations"])
+        short = name.split("/", 1)[1]
+        tables.append(gt.table.assign(sae=short))
+        drops = gt.table[["drop_pos", "drop_neg", "neuron_drop_pos", "neuron_drop_neg"]].mean()
+        rows.append({"sae": short, "site": f"{sae.cfg.hook_name} -> {sae.cfg.write_hook}" if sae.cfg.is_transcoder else sae.cfg.hook_name,  # fmt: skip
+                     **gt.summary, **drops.to_dict()})  # fmt: skip
+    return pd.concat(tables, ignore_index=True), pd.DataFrame(rows)
+
+
 # ---- checks, plots, report ------------------------------------------------------------------------------
 
 
@@ -318,6 +358,11 @@ def checks(t: dict[str, pd.DataFrame], window: int) -> pd.DataFrame:
     c.add("layer holding most top knowledge neurons", kn_layer, criterion, kn_layer == last)
     share = mlp_share(t["params.csv"])
     c.add("MLP share of non-embedding parameters", share, "within 0.05 of 2/3", abs(share - 2 / 3) < 0.05)
+    for r in t["dictionary_summary.csv"].itertuples():
+        c.add(f"{r.sae}: mean best-latent F1 vs its random null (same width and L0)",
+              f"{R.fmt(r.mean_f1)} vs {R.fmt(r.mean_null_f1)}", "the dictionary's is higher", r.mean_f1 > r.mean_null_f1)  # fmt: skip
+        c.add(f"{r.sae}: zeroing a value's best latent, drop of P(answer) on its facts vs the others",
+              f"{R.fmt(r.drop_pos)} vs {R.fmt(r.drop_neg)}", "larger on its own facts", r.drop_pos > r.drop_neg)  # fmt: skip
     return c.frame()
 
 
@@ -413,12 +458,34 @@ def findings(t: dict[str, pd.DataFrame]) -> list[str]:
         + ", ".join(f"{r.layer}: {f(r.mean_target_prob)}" for r in lens_df.itertuples())
         + "."
     )
+    d = t["dictionary_summary.csv"]
+    if len(d):
+        lines.append(
+            "- Shipped dictionaries against the world's ground truth (last subject token; share of attribute "
+            "values whose best latent has F1 ≥ 0.9, with a random dictionary's and the best neuron's): "
+            + ", ".join(
+                f"{r.sae} {f(r['share_f1_ge_0.9'])} (null {f(r['null_share_f1_ge_0.9'])}, neuron "
+                f"{f(r['neuron_share_f1_ge_0.9'])}; mean F1 {f(r.mean_f1)}, null {f(r.mean_null_f1)}, "
+                f"neuron {f(r.mean_neuron_f1)})"
+                for _, r in d.iterrows()
+            )
+            + "."
+        )
+    else:
+        lines.append("- Dictionary section: empty (it scores the dictionaries shipped with the default tiny-facts model).")  # fmt: skip
     p = t["params.csv"].set_index("component").params
     lines.append(
         f"- MLPs hold {f(p.mlp / p.total)} of all parameters and {f(mlp_share(t['params.csv']))} of the "
         "non-embedding ones (the 'FFNs hold about 2/3 of the parameters' claim)."
     )
     return lines
+
+
+def best_values(table: pd.DataFrame, k: int = 8) -> pd.DataFrame:
+    """The k highest-F1 rows per dictionary (the full table is dictionary.csv)."""
+    if table.empty:
+        return table
+    return table.sort_values(["sae", "f1"], ascending=[True, False]).groupby("sae", sort=False).head(k)
 
 
 def write_report(
@@ -443,6 +510,16 @@ def write_report(
         ("Knowledge neurons edited together", t["neuron_groups.csv"], "neuron_groups.csv"),
         ("Logit lens at the last token", t["lens_summary.csv"], "lens_summary.csv"),
         ("Parameters", t["params.csv"], "params.csv"),
+        (
+            "Dictionaries against the ground truth: summary",
+            t["dictionary_summary.csv"],
+            "dictionary_summary.csv",
+        ),
+        (
+            "Dictionaries: the highest-F1 attribute values per dictionary",
+            best_values(t["dictionary.csv"]),
+            "dictionary.csv",
+        ),
     ]
     definitions = [
         "ROME (Meng et al. 2022): TE = P(o) − P*(o); IE = P*_restored(o) − P*(o); noise 3× the embedding "
@@ -450,6 +527,11 @@ def write_report(
         "Knockout (Geva et al. 2023): relative change (p_new − p_base) / p_base, edges last → sources "
         "blocked.",
         "Ablation and neuron edits (×0 suppress, ×2 amplify): the same relative change of P(answer).",
+        "Dictionary ground truth: for an attribute value v, positives are the last-subject-token positions of "
+        "trained fact prompts whose subject has v, every other prompt's is a negative; a latent fires when "
+        "its activation is > 0; F1 of the best latent; the null is a random TopK dictionary of the same "
+        "width and L0 under the same best-of-N selection; the neuron baseline thresholds each MLP neuron at "
+        "its best of 5 quantiles.",
     ]
     plots = [
         "causal_trace.png",
@@ -511,6 +593,9 @@ def run(args: argparse.Namespace) -> Path:
         "logit_lens.csv": lens_df,
         "lens_summary.csv": lens_sum,
         "params.csv": interp.param_breakdown(model),
+        **dict(
+            zip(("dictionary.csv", "dictionary_summary.csv"), dictionaries(model, args, cfg), strict=True)
+        ),
     }
     t = {name: R.write_csv(df, out, name, COLUMNS[name]) for name, df in raw_tables.items()}
     t["checks.csv"] = R.write_csv(checks(t, window), out, "checks.csv", COLUMNS["checks.csv"])

@@ -14,6 +14,11 @@ EMBEDDED: dict[str, str] = {"tiny-facts": "tiny_facts", "tiny-facts-2": "tiny_fa
 DEFAULT = "tiny-facts"
 
 
+def saes_dir(name: str) -> Path:
+    """Where the embedded model `name` keeps its shipped dictionaries (SAELens folders, one per name)."""
+    return HERE / EMBEDDED[name] / "saes"
+
+
 def weights_dir(name: str) -> Path:
     """Where the embedded model `name` keeps its checkpoint (which may be missing; the loader checks)."""
     return HERE / EMBEDDED[name] / "weights"

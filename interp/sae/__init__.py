@@ -1,8 +1,8 @@
 """Sparse dictionaries: SAEs, transcoders and skip transcoders on any hook point.
 
-    sae = interp.sae.load("path/to/saelens_folder")        # or a Gemma Scope params.npz
+    sae = interp.sae.load("tiny-facts/resid-0")            # shipped; or an SAELens folder, a params.npz
     with model.saes([sae], use_error_term=True):
-        logits, cache = model.run_with_cache(prompt)       # cache[f"{sae.cfg.hook_name}.hook_sae_acts_post"]
+        logits, cache = model.run_with_cache(prompt)       # cache[f"{sae.cfg.write_hook}.hook_sae_acts_post"]
 
 Formats are read without importing sae-lens (`formats.py`); `train.py` trains small TopK / ReLU dictionaries
 from an activation store; `features.py` builds feature tables; `evaluate.py` scores latents against the
@@ -10,7 +10,7 @@ embedded world's ground truth.
 """
 
 from interp.sae.config import SAEConfig
-from interp.sae.formats import load, save
+from interp.sae.formats import load, save, shipped
 from interp.sae.sae import SAE
 from interp.sae.splice import splice
 from interp.sae.store import ActivationStore, InMemoryStore, collect_activations
@@ -26,6 +26,7 @@ __all__ = [
     "collect_activations",
     "load",
     "save",
+    "shipped",
     "splice",
     "train",
 ]

@@ -9,7 +9,12 @@ For each attribute value v of the world (country = France, continent = Europe, j
 - the knowledge-neuron baseline is the best single MLP neuron of the same layer, each neuron thresholded at
   the quantile (of 50/75/90/95/99%) that maximises its F1, which favours the baseline;
 - specificity: zeroing the best latent (spliced with the error term, so nothing else changes) lowers
-  P(answer) on the facts whose subject has v, and should not on the others.
+  P(answer) on the facts whose subject has v, and should not on the others; the best neuron, zeroed at the
+  same position, is the baseline.
+
+Every (latent, value) pair is scored at once (true positives are one matrix product), and a latent's
+ablation is run only on the prompts where it fires: with the error term, zeroing a latent that is already 0
+leaves the forward unchanged, so its drop there is exactly 0.
 """
 
 from __future__ import annotations
@@ -24,8 +29,11 @@ from torch import Tensor
 
 from interp.sae.config import SAEConfig
 from interp.sae.sae import SAE
+from interp.sae.store import stop_layer
 
 QUANTILES = (0.5, 0.75, 0.9, 0.95, 0.99)
+COLUMNS = ["attribute", "value", "n_pos", "latent", "f1", "precision", "recall", "null_f1", "neuron",
+           "neuron_f1", "drop_pos", "drop_neg", "neuron_drop_pos", "neuron_drop_neg"]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -35,9 +43,8 @@ class FactItem:
     prompt: str
     subject: str
     answer: str  # leading space; its first token is scored
-    values: dict[str, str] = field(
-        hash=False
-    )  # attribute -> value of the subject, e.g. {"country": "France"}
+    # attribute -> value of the subject, e.g. {"country": "France"}
+    values: dict[str, str] = field(hash=False)
 
 
 def tiny_facts_items(split: str | None = "train") -> list[FactItem]:
@@ -59,7 +66,7 @@ def tiny_facts_items(split: str | None = "train") -> list[FactItem]:
 
 @dataclass
 class GroundTruth:
-    table: pd.DataFrame  # one row per attribute value
+    table: pd.DataFrame  # one row per attribute value, columns COLUMNS
     summary: dict[str, float]
 
 
@@ -80,23 +87,34 @@ def positions(model: Any, items: Sequence[FactItem], at: str) -> tuple[Tensor, T
     return tokens, mask, torch.tensor(pos)
 
 
-def _read(model: Any, hook: str, tokens: Tensor, mask: Tensor, pos: Tensor, batch: int = 256) -> Tensor:
-    rows = []
+def _read(
+    model: Any, hooks: Sequence[str], tokens: Tensor, mask: Tensor, pos: Tensor, batch: int = 512
+) -> list[Tensor]:
+    """The activations at `hooks` at each prompt's read position, one forward per batch for all hooks."""
+    rows: list[list[Tensor]] = [[] for _ in hooks]
     for i in range(0, len(tokens), batch):
         _, cache = model.run_with_cache(
-            tokens[i : i + batch], attention_mask=mask[i : i + batch], names_filter=hook
-        )
-        act = cache[hook]
-        rows.append(act[torch.arange(act.shape[0]), pos[i : i + batch]])
-    return torch.cat(rows)
+            tokens[i : i + batch], attention_mask=mask[i : i + batch], names_filter=list(hooks),
+            stop_at_layer=stop_layer(model, hooks),
+        )  # fmt: skip
+        for out, hook in zip(rows, hooks, strict=True):
+            act = cache[hook]
+            out.append(act[torch.arange(act.shape[0]), pos[i : i + batch]])
+    return [torch.cat(r) for r in rows]
 
 
 def _f1(fired: Tensor, labels: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """Per unit (columns of `fired` [n, units] bool): precision, recall and F1 against labels [n] bool."""
-    tp = (fired & labels[:, None]).sum(0).float()
-    precision = tp / fired.sum(0).clamp_min(1)
-    recall = tp / labels.sum().clamp_min(1)
-    return precision, recall, 2 * precision * recall / (precision + recall).clamp_min(1e-12)
+    """Precision, recall and F1 of each unit (columns of `fired` [n, units] bool) against labels [n] bool
+    (→ [units]) or against each column of labels [n, values] bool (→ [units, values]). The true positives
+    of every pair are one matrix product (counts in float32 are exact below 2^24)."""
+    one = labels.ndim == 1
+    lab = (labels[:, None] if one else labels).float()
+    f = fired.float()
+    tp = f.T @ lab
+    precision = tp / f.sum(0)[:, None].clamp_min(1)
+    recall = tp / lab.sum(0)[None].clamp_min(1)
+    f1 = 2 * precision * recall / (precision + recall).clamp_min(1e-12)
+    return (precision[:, 0], recall[:, 0], f1[:, 0]) if one else (precision, recall, f1)
 
 
 def random_like(sae: SAE, l0: float, seed: int) -> SAE:
@@ -121,47 +139,60 @@ def evaluate(
     neuron_layer: int | None = None,
     max_ablations: int = 40,
     attributes: Sequence[str] | None = None,
+    neuron_negatives: int = 256,
 ) -> GroundTruth:
     """Best latent per attribute value by F1, against a random dictionary and the best MLP neuron
-    (`attributes` restricts the table to some attributes, e.g. ["continent", "job"])."""
+    (`attributes` restricts the table to some attributes, e.g. ["continent", "job"]). The `max_ablations`
+    values with the highest F1 get the specificity columns; a neuron's ablation changes every prompt, so its
+    drop on the negatives is measured on a fixed sample of `neuron_negatives` of them."""
+    from interp.analysis.specs import Neuron
+
     items = tiny_facts_items() if items is None else list(items)
     tokens, mask, pos = positions(model, items, at)
-    host = _read(model, sae.cfg.hook_name, tokens, mask, pos)
-    with torch.no_grad():
-        acts = sae.encode(sae.flatten(host))
-        nulls = [random_like(sae, float((acts > 0).sum(-1).float().mean()), s).encode(sae.flatten(host)) for s in range(null_seeds)]  # fmt: skip
     layer = neuron_layer if neuron_layer is not None else _layer_of(sae.cfg.hook_name)
-    neurons = _read(model, f"blocks.{layer}.mlp.hook_post", tokens, mask, pos) if layer is not None else None
-    if neurons is not None:  # each neuron as a detector at each quantile threshold, computed once
-        neuron_fired = [neurons > neurons.quantile(q, dim=0) for q in QUANTILES]
+    neuron_hook = Neuron(layer, 0).hook_name if layer is not None else None
+    reads = _read(model, [sae.cfg.hook_name] + ([neuron_hook] if neuron_hook else []), tokens, mask, pos)
+    with torch.no_grad():
+        acts = sae.encode(sae.flatten(reads[0]))
+        l0 = float((acts > 0).sum(-1).float().mean())
+        nulls = [random_like(sae, l0, s).encode(sae.flatten(reads[0])) for s in range(null_seeds)]
     values = sorted(
         {(a, v) for it in items for a, v in it.values.items() if attributes is None or a in attributes}
     )
-    rows = []
-    for attr, value in values:
-        labels = torch.tensor([it.values.get(attr) == value for it in items])
-        if labels.all() or not labels.any():
-            continue
-        p, r, f = _f1(acts > 0, labels)
-        best = int(f.argmax())
-        row = {"attribute": attr, "value": value, "n_pos": int(labels.sum()), "latent": best,
-               "f1": float(f[best]), "precision": float(p[best]), "recall": float(r[best]),
-               "null_f1": max(float(_f1(n > 0, labels)[2].max()) for n in nulls) if nulls else float("nan")}  # fmt: skip
-        if neurons is not None:
-            nf = torch.stack([_f1(fired, labels)[2] for fired in neuron_fired]).amax(0)
-            row |= {"neuron": int(nf.argmax()), "neuron_f1": float(nf.max())}
-        rows.append(row)
-    table = pd.DataFrame(rows)
-    _specificity(model, sae, items, tokens, mask, pos, table, max_ablations)
+    labels = torch.tensor([[it.values.get(a) == v for a, v in values] for it in items]).reshape(len(items), len(values))  # fmt: skip
+    keep = labels.any(0) & ~labels.all(0)  # a value every (or no) prompt has cannot be detected
+    values = [v for v, k in zip(values, keep.tolist(), strict=True) if k]
+    labels = labels[:, keep]
+    p, r, f = _f1(acts > 0, labels)  # [d_sae, values]
+    best = f.argmax(0)
+    cols = torch.arange(len(values))
+    table = pd.DataFrame({
+        "attribute": [a for a, _ in values], "value": [v for _, v in values],
+        "n_pos": labels.sum(0).tolist(), "latent": best.tolist(), "f1": f[best, cols].tolist(),
+        "precision": p[best, cols].tolist(), "recall": r[best, cols].tolist(),
+        "null_f1": torch.stack([_f1(n > 0, labels)[2].amax(0) for n in nulls]).amax(0).tolist() if nulls else float("nan"),
+    })  # fmt: skip
+    if neuron_hook is not None:  # each neuron as a detector at each quantile threshold
+        neurons = reads[1]
+        nf = torch.stack([_f1(neurons > neurons.quantile(q, dim=0), labels)[2] for q in QUANTILES]).amax(0)
+        table["neuron"] = nf.argmax(0).tolist()
+        table["neuron_f1"] = nf.amax(0).tolist()
+    else:
+        table["neuron"], table["neuron_f1"] = -1, float("nan")
+    _specificity(
+        model, sae, items, tokens, mask, pos, acts, labels, table, max_ablations, layer, neuron_negatives
+    )
+    table = table[COLUMNS]
     summary = {
         "values": float(len(table)),
+        "l0": l0,
         "share_f1_ge_0.9": float((table.f1 >= 0.9).mean()),
         "null_share_f1_ge_0.9": float((table.null_f1 >= 0.9).mean()),
+        "neuron_share_f1_ge_0.9": float((table.neuron_f1 >= 0.9).mean()),
         "mean_f1": float(table.f1.mean()),
         "mean_null_f1": float(table.null_f1.mean()),
+        "mean_neuron_f1": float(table.neuron_f1.mean()),
     }
-    if "neuron_f1" in table:
-        summary |= {"neuron_share_f1_ge_0.9": float((table.neuron_f1 >= 0.9).mean()), "mean_neuron_f1": float(table.neuron_f1.mean())}  # fmt: skip
     return GroundTruth(table, summary)
 
 
@@ -172,30 +203,55 @@ def _layer_of(hook: str) -> int | None:
 
 @torch.no_grad()
 def _specificity(model: Any, sae: SAE, items: Sequence[FactItem], tokens: Tensor, mask: Tensor, pos: Tensor,
-                 table: pd.DataFrame, max_ablations: int) -> None:  # fmt: skip
+                 acts: Tensor, labels: Tensor, table: pd.DataFrame, max_ablations: int, layer: int | None,
+                 neuron_negatives: int, batch: int = 512) -> None:  # fmt: skip
     """drop_pos / drop_neg: mean fall of P(answer) when the value's best latent is zeroed at the read
-    position, on the facts whose subject has the value and on the rest (the strongest rows first)."""
+    position, on the facts whose subject has the value and on the rest (the highest-F1 rows first); the
+    neuron_ columns zero the best neuron instead."""
+    from interp.analysis.specs import Neuron
+    from interp.sae.latent import Latent
+
     answers = torch.tensor([model.to_tokens(it.answer, prepend_bos=False)[0, 0] for it in items])
     last = mask.sum(-1) - 1
-    rows = torch.arange(len(items))
-    name = f"{sae.cfg.hook_name}.hook_sae_acts_post"
 
-    def p_answer(latent: int | None) -> Tensor:
-        def zero(a: Tensor, hook: Any) -> Tensor:
-            a[rows[: a.shape[0]], pos[: a.shape[0]], latent] = 0.0
-            return a
+    def p_answer(which: Tensor, hook: str | None = None, index: int = 0) -> Tensor:
+        """P(answer) of the prompts `which` with unit `index` of `hook` zeroed at their read position."""
+        out = []
+        for i in range(0, len(which), batch):
+            idx = which[i : i + batch]
+            width = int(last[idx].max()) + 1
+            rows, at = torch.arange(len(idx)), pos[idx]
 
-        hooks = [] if latent is None else [(name, zero)]
-        with model.saes([sae], use_error_term=True), model.hooks(hooks):
-            logits = model(tokens, attention_mask=mask)
-        return logits[rows, last].softmax(-1)[rows, answers]
+            def zero(a: Tensor, hook: Any, rows: Tensor = rows, at: Tensor = at) -> Tensor:
+                a[rows, at, index] = 0.0
+                return a
 
-    clean = p_answer(None)
-    table["drop_pos"] = float("nan")
-    table["drop_neg"] = float("nan")
-    for idx in table.sort_values("f1", ascending=False).index[:max_ablations]:
-        row = table.loc[idx]
-        labels = torch.tensor([it.values.get(row.attribute) == row.value for it in items])
-        drop = clean - p_answer(int(row.latent))
-        table.loc[idx, "drop_pos"] = float(drop[labels].mean())
-        table.loc[idx, "drop_neg"] = float(drop[~labels].mean())
+            with model.saes([sae], use_error_term=True), model.hooks([] if hook is None else [(hook, zero)]):
+                logits = model(tokens[idx, :width], attention_mask=mask[idx, :width])
+            out.append(logits[rows, last[idx]].softmax(-1)[rows, answers[idx]])
+        return torch.cat(out) if out else torch.zeros(0)
+
+    every = torch.arange(len(items))
+    clean = p_answer(every)
+    names = ["drop_pos", "drop_neg", "neuron_drop_pos", "neuron_drop_neg"]
+    for name in names:
+        table[name] = float("nan")
+    gen = torch.Generator().manual_seed(0)
+    order = torch.randperm(len(items), generator=gen)
+    for j in table.sort_values("f1", ascending=False).index[:max_ablations]:
+        lab = labels[:, j]
+        latent = int(table.loc[j, "latent"])
+        firing = every[acts[:, latent] > 0]  # elsewhere zeroing it changes nothing: the drop is exactly 0
+        drop = torch.zeros(len(items))
+        drop[firing] = clean[firing] - p_answer(firing, Latent(sae, latent).hook_name, latent)
+        table.loc[j, "drop_pos"] = float(drop[lab].mean())
+        table.loc[j, "drop_neg"] = float(drop[~lab].mean())
+        if layer is None:
+            continue
+        neuron = Neuron(layer, int(table.loc[j, "neuron"]))
+        neg = order[~lab[order]][:neuron_negatives]
+        which = torch.cat([every[lab], neg])
+        ndrop = clean[which] - p_answer(which, neuron.hook_name, neuron.index)
+        n_pos = int(lab.sum())
+        table.loc[j, "neuron_drop_pos"] = float(ndrop[:n_pos].mean())
+        table.loc[j, "neuron_drop_neg"] = float(ndrop[n_pos:].mean())

@@ -3,7 +3,9 @@
 - `top_contexts`: the top-activating tokens per latent, with the text around them;
 - `activation_stats` / `activation_histogram`: how often each latent fires and how strongly;
 - `vocab_projection`: the tokens each decoder direction promotes and suppresses (W_dec @ W_U);
-- `prompt_latents`: the latents most active on one prompt, with attribution to a metric (act × ∂metric/∂act).
+- `prompt_latents`: the latents most active on one prompt, with attribution to a metric (act × ∂metric/∂act);
+- `top_latents`: the same, plus each latent's top contexts in a corpus and its vocabulary projection, the
+  three tables a "features" view shows.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from interp.sae.sae import SAE
-from interp.sae.store import Corpus, prompt_batches
+from interp.sae.store import Corpus, prompt_batches, stop_layer
 
 
 def _latents(
@@ -29,7 +31,10 @@ def _latents(
     for tokens, mask in tqdm(
         batches, desc="latents", total=-(-len(corpus) // batch_prompts), disable=not progress
     ):
-        _, cache = model.run_with_cache(tokens, attention_mask=mask, names_filter=sae.cfg.hook_name)
+        _, cache = model.run_with_cache(
+            tokens, attention_mask=mask, names_filter=sae.cfg.hook_name,
+            stop_at_layer=stop_layer(model, [sae.cfg.hook_name]),
+        )  # fmt: skip
         with torch.no_grad():
             acts = sae.encode(sae.flatten(cache[sae.cfg.hook_name]))
         yield start, tokens, mask, acts * mask[..., None].to(acts.dtype)
@@ -143,7 +148,7 @@ def prompt_latents(
     )
     if tokens.shape[0] != 1:
         raise ValueError(f"prompt_latents takes one prompt, got a batch of {tokens.shape[0]}")
-    name = f"{sae.cfg.hook_name}.hook_sae_acts_post"
+    name = f"{sae.cfg.write_hook}.hook_sae_acts_post"
     store: dict[str, Tensor] = {}
 
     def keep(act: Tensor, hook: Any) -> None:
@@ -185,6 +190,27 @@ def prompt_latents(
                 row["attribution"] = float(vals[pos, r] * grads[pos, idx[pos, r]])
             rows.append(row)
     return pd.DataFrame(rows)
+
+
+def top_latents(
+    model: Any, sae: SAE, prompt: str | Tensor, corpus: Corpus | None = None, k: int = 5, n_contexts: int = 5,
+    n_tokens: int = 8, metric: Callable[[Tensor], Tensor] | None = None,
+) -> dict[str, pd.DataFrame]:  # fmt: skip
+    """What a "features" view shows for one prompt: `latents`, the `k` most active latents per position
+    (`prompt_latents`); `contexts`, the top `n_contexts` contexts in `corpus` of every latent listed there
+    (empty without a corpus); `vocab`, their vocabulary projections (empty when the dictionary does not
+    write residual-stream vectors)."""
+    latents = prompt_latents(model, sae, prompt, metric=metric, k=k)
+    chosen = sorted(set(latents.latent.tolist())) if len(latents) else []
+    empty = pd.DataFrame()
+    contexts = (
+        top_contexts(model, sae, corpus, n=n_contexts, latents=chosen, progress=False)
+        if corpus is not None and chosen
+        else empty
+    )
+    writes_resid = sae.cfg.out_dim == model.cfg.d_model and sae.cfg.reshape_activations != "hook_z"
+    vocab = vocab_projection(model, sae, k=n_tokens, latents=chosen) if chosen and writes_resid else empty
+    return {"latents": latents, "contexts": contexts, "vocab": vocab}
 
 
 def _piece(model: Any, token: int) -> str:

@@ -36,11 +36,12 @@ def load(
 ) -> SAE:
     """An SAE, transcoder or skip transcoder from an SAELens folder, or a Gemma Scope `params.npz`.
 
+    `path` may name a dictionary shipped with an embedded model, "tiny-facts/resid-0" (see `shipped()`).
     `hook_name` (and `hook_name_out` for transcoders) overrides where it attaches; a Gemma Scope npz names no
     hook, so it is read from the path (`.../layer_12/...` under a `-res` / `-mlp` / `-att` release) or must
     be given.
     """
-    path = Path(path).expanduser()
+    path = shipped_path(path)
     if path.is_file() and path.name.endswith(".npz"):
         return _load_npz(path, hook_name, dtype)
     if not path.is_dir():
@@ -69,6 +70,35 @@ def load(
     if scale is not None and not torch.allclose(scale, torch.ones_like(scale)):
         raise LoadError(f"{path / WEIGHTS}: a fine-tuning scaling_factor other than 1 is not supported")
     return _build(cfg, state, str(path / WEIGHTS), dtype or _DTYPES.get(str(raw.get("dtype")), torch.float32))
+
+
+def shipped() -> list[str]:
+    """The dictionaries shipped with the embedded models, as names `load` takes ("tiny-facts/resid-0")."""
+    from interp.embedded import EMBEDDED, saes_dir
+
+    return sorted(
+        f"{model}/{d.name}"
+        for model in EMBEDDED
+        if saes_dir(model).is_dir()
+        for d in saes_dir(model).iterdir()
+        if (d / CFG).exists()
+    )
+
+
+def shipped_path(path: str | Path) -> Path:
+    """`path` itself when it exists; "<embedded model>/<name>" → that model's shipped folder."""
+    p = Path(path).expanduser()
+    if p.exists() or not isinstance(path, str) or path.count("/") != 1:
+        return p
+    from interp.embedded import EMBEDDED, saes_dir
+
+    model, name = path.split("/")
+    if model not in EMBEDDED:
+        return p
+    folder = saes_dir(model) / name
+    if not (folder / CFG).exists():
+        raise LoadError(f"{model} ships no dictionary {name!r}; shipped: {', '.join(shipped()) or 'none'}")
+    return folder
 
 
 def config_from_saelens(raw: dict[str, Any], source: str = CFG) -> SAEConfig:

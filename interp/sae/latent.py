@@ -1,6 +1,7 @@
 """`Latent(sae, index)`: one dictionary latent as an intervention site, like `Neuron(layer, index)`.
 
-Its activation is the spliced dictionary's `hook_sae_acts_post`. Every analysis that takes sites (ablate,
+Its activation is the spliced dictionary's `hook_sae_acts_post` (named under the hook the dictionary writes,
+as in SAELens). Every analysis that takes sites (ablate,
 denoise / noise, attribution_patch, the sweep engine) splices the dictionary with the error term while it
 runs, so the model's output is unchanged until a latent is edited, and editing latent i by δ moves the host
 activation by exactly δ · W_dec[i]: zero-ablating it subtracts act_i · W_dec[i] there.
@@ -47,7 +48,7 @@ class Latent(Site):
 
     @property
     def hook_name(self) -> str:
-        return f"{self.sae.cfg.hook_name}.hook_sae_acts_post"
+        return f"{self.sae.cfg.write_hook}.hook_sae_acts_post"  # SAELens: under the written hook
 
     @property
     def pos_axis(self) -> int:

@@ -96,10 +96,12 @@ def _check_width(sae: SAE, act: Tensor, hook: HookPoint) -> None:
 
 
 def _overlay_points(sae: SAE) -> dict[str, HookPoint]:
+    """The SAE's points under the hook it writes, as SAELens's HookedSAETransformer names them: a transcoder's
+    latents are `blocks.1.hook_mlp_out.hook_sae_acts_post` (they are computed when its output is due)."""
     points = {}
     for local in SAE_POINTS:
         point = getattr(sae, local)
-        point.name = f"{sae.cfg.write_hook if local in ('hook_sae_error', 'hook_sae_output') else sae.cfg.hook_name}.{local}"
+        point.name = f"{sae.cfg.write_hook}.{local}"
         points[point.name] = point
     return points
 
@@ -113,7 +115,6 @@ def splice(model: HookedRootModule, saes: Sequence[SAE], use_error_term: bool = 
         raise ValueError(f"two dictionaries write the same hook: {hooked}")
     for sae in saes:
         check_compatible(model, sae)
-    # SAE points go on the transcoder's own hook name for reads and its output hook for writes.
     points: dict[str, HookPoint] = {}
     for sae in saes:
         points.update(_overlay_points(sae))

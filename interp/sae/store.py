@@ -8,6 +8,7 @@ output hook's activation for a transcoder). Only real tokens are stored: padding
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from typing import Any, Protocol
 
@@ -49,6 +50,18 @@ class InMemoryStore:
 
 
 Corpus = Sequence[str] | Tensor  # texts, or token ids [n_prompts, pos] (no padding)
+_BLOCK = re.compile(r"^blocks\.(\d+)\.")
+
+
+def stop_layer(model: Any, hooks: Sequence[str]) -> int | None:
+    """The block a forward can stop at once every hook in `hooks` has run (None: it must run to the end, also
+    whenever the caller has hooks attached, which may sit further down)."""
+    layers = [_BLOCK.match(h) for h in hooks]
+    attached = getattr(model, "explicit_hook_points", None)
+    if not all(layers) or (attached is not None and list(attached())):
+        return None
+    stop = max(int(m.group(1)) for m in layers if m) + 1
+    return stop if stop < model.cfg.n_layers else None
 
 
 def prompt_batches(model: Any, corpus: Corpus, batch_prompts: int) -> Iterator[tuple[Tensor, Tensor]]:
@@ -79,7 +92,9 @@ def collect_activations(
     for tokens, mask in tqdm(
         prompt_batches(model, corpus, batch_prompts), desc="activations", disable=not progress
     ):
-        _, cache = model.run_with_cache(tokens, attention_mask=mask, names_filter=names)
+        _, cache = model.run_with_cache(
+            tokens, attention_mask=mask, names_filter=names, stop_at_layer=stop_layer(model, names)
+        )
         keep = mask.bool().clone()
         if skip_first:
             keep[:, 0] = False

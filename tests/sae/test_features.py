@@ -13,6 +13,7 @@ from interp.sae.features import (
     activation_stats,
     prompt_latents,
     top_contexts,
+    top_latents,
     vocab_projection,
 )
 
@@ -106,3 +107,21 @@ def test_prompt_latent_attribution_is_the_gradient(model, sae, corpus) -> None:
     grad = float((moved - base) / eps)
     assert row.attribution == pytest.approx(row.activation * grad, rel=1e-2, abs=1e-4)
     assert all(p.grad is None and not p.requires_grad for p in sae.parameters())
+
+
+def test_top_latents_is_the_three_tables_of_a_features_view(model, sae, corpus) -> None:
+    """The prompt's latents, then the top contexts and vocabulary rows of exactly those latents."""
+    view = top_latents(model, sae, corpus[1], corpus, k=3, n_contexts=2, n_tokens=4)
+    want = prompt_latents(model, sae, corpus[1], k=3)
+    assert view["latents"].equals(want)
+    chosen = sorted(set(want.latent))
+    assert sorted(set(view["contexts"].latent)) == chosen and sorted(set(view["vocab"].latent)) == chosen
+    ref = top_contexts(model, sae, corpus, n=2, latents=chosen, progress=False)
+    assert view["contexts"].equals(ref)
+    assert view["vocab"].equals(vocab_projection(model, sae, k=4, latents=chosen))
+    # each listed latent's best context is its largest activation anywhere in the corpus
+    acts = all_acts(model, sae, corpus)
+    for latent in chosen:
+        best = view["contexts"][view["contexts"].latent == latent].activation.max()
+        assert best == pytest.approx(float(acts[..., latent].max()), rel=1e-5)
+    assert top_latents(model, sae, corpus[1])["contexts"].empty

@@ -99,3 +99,33 @@ def test_latent_errors(model, sae) -> None:
     assert Latent(sae, 3) == Latent(sae, 3) and hash(Latent(sae, 3)) == hash(Latent(sae, 3))
     other = SAE(sae.cfg)
     assert Latent(other, 3) != Latent(sae, 3)
+
+
+def test_ablating_a_transcoder_latent_subtracts_its_row_from_the_mlp_out(model) -> None:
+    """A transcoder latent lives under the hook it writes (SAELens's name); zeroing it moves mlp_out by
+    −act_i · W_dec[i], computed here from the MLP's input by hand."""
+    tc = SAE(SAEConfig("transcoder", d_in=32, d_sae=16, hook_name="blocks.1.ln2.hook_normalized",
+                       hook_name_out="blocks.1.hook_mlp_out", apply_b_dec_to_input=False))  # fmt: skip
+    gen = torch.Generator().manual_seed(4)
+    with torch.no_grad():
+        for p in tc.parameters():
+            p.copy_(0.3 * torch.randn(p.shape, generator=gen))
+    toks = tokens(5)
+    latent = Latent(tc, 3)
+    assert latent.hook_name == "blocks.1.hook_mlp_out.hook_sae_acts_post"
+    seen = {}
+
+    def read(x, hook):
+        seen["acts"] = tc.encode(x)[..., 3]
+
+    def write(out, hook):
+        return out - seen["acts"][..., None] * tc.W_dec[3]
+
+    with torch.no_grad():
+        want = model.run_with_hooks(
+            toks, fwd_hooks=[("blocks.1.ln2.hook_normalized", read), ("blocks.1.hook_mlp_out", write)]
+        )
+        with ablate(model, [latent]):
+            got = model(toks)
+    assert (seen["acts"] > 0).any(), "latent 3 never fires: the test would be vacuous"
+    assert torch.allclose(got, want, atol=1e-5) and not torch.allclose(got, model(toks), atol=1e-4)

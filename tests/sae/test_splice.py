@@ -106,6 +106,10 @@ def test_transcoder_writes_the_mlp_out(model, tokens) -> None:
     assert torch.allclose(spliced, want, atol=1e-6) and not torch.allclose(spliced, clean, atol=1e-3)
     assert torch.allclose(exact, clean, atol=1e-5)
     recons = tcache["blocks.1.hook_mlp_out.hook_sae_output"] - tcache["blocks.1.hook_mlp_out.hook_sae_error"]
+    # SAELens names a transcoder's points under the hook it writes
+    assert "blocks.1.hook_mlp_out.hook_sae_acts_post" in tcache and not any(
+        k.startswith("blocks.1.ln2.hook_normalized.hook_sae") for k in tcache
+    )
     assert torch.allclose(recons, tc(cache["blocks.1.ln2.hook_normalized"]).detach(), atol=1e-5)
 
 
