@@ -28,12 +28,12 @@ import streamlit as st
 import torch
 
 import interp
-from apps.model_view import Ablation, HeadExplanation, ModelView
+from apps.model_view import Ablation, HeadExplanation, ModelView, ResidualUpdate
 from apps.state import ViewState
 from interp.analysis import MLP, Attn, Head, Neuron, Resid
 from interp.embedded import EMBEDDED
 
-__all__ = ["Ablation", "HeadExplanation", "InputError", "LoadError", "ModelView"]
+__all__ = ["Ablation", "HeadExplanation", "InputError", "LoadError", "ModelView", "ResidualUpdate"]
 
 LoadError = interp.LoadError  # a model that cannot be loaded; views show its message
 
@@ -293,6 +293,17 @@ def explain_head(source: str, prompt: str, layer: int, head: int, dest: int) -> 
     _layer(source, layer)
     with _using(source) as view:
         return view.explain_head(prompt, layer, head, dest % len(tokens))
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def residual_update(source: str, prompt: str, layer: int, pos: int, target: int | None) -> ResidualUpdate:
+    """E' = E + ΔE of one attention layer at one position, in tokens (see interp.analysis.update)."""
+    tokens = str_tokens(source, prompt)
+    _layer(source, layer)
+    if not -len(tokens) <= pos < len(tokens):
+        raise InputError(f"Position {pos} is outside the prompt's {len(tokens)} tokens.")
+    with _using(source) as view:
+        return view.residual_update(prompt, layer, pos % len(tokens), target)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)

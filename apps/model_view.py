@@ -41,8 +41,9 @@ from interp.analysis.ablation import Method
 from interp.analysis.explain import HeadExplanation, explain_head
 from interp.analysis.generation import generate_ablated
 from interp.analysis.specs import Spec
+from interp.analysis.update import ResidualUpdate, residual_update
 
-__all__ = ["Ablation", "HeadExplanation", "ModelView"]
+__all__ = ["Ablation", "HeadExplanation", "ModelView", "ResidualUpdate"]
 
 
 @dataclass(frozen=True)
@@ -213,6 +214,11 @@ class ModelView:
 
     def explain_head(self, prompt: str, layer: int, head: int, dest: int) -> HeadExplanation:
         return explain_head(self.model, prompt, layer, head, dest)
+
+    def residual_update(self, prompt: str, layer: int, pos: int, target: int | None) -> ResidualUpdate:
+        """E' = E + ΔE of attention layer `layer` at `pos`, in tokens: lens of E and E', cos, ‖ΔE‖/‖E‖, and
+        ΔE split by head with each part's direct logit attribution to the target and the tokens it promotes."""
+        return residual_update(self.model, prompt, layer, pos, target)
 
     def residual_decomposition(self, prompt: str, pos: int = -1) -> pd.DataFrame:
         """The final residual at `pos` as the sum of what wrote it: embeddings, then each attention and MLP

@@ -57,6 +57,7 @@ class ViewState:
     att_all: bool = False  # attention: every layer's heads at once, as small multiples
     head: int = 0  # selected head (attention)
     dest: int = -1  # selected destination position; negative counts from the end
+    update_target: str = ""  # attention's E' = E + ΔE target token; "" = the top prediction at dest
     threshold: float = 0.05  # context-flow edge threshold
     flow_residual: bool = True  # context flow: draw the residual edges
     lens_target: str = ""  # logit lens target token; "" = the final top token at each position

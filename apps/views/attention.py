@@ -12,6 +12,7 @@ from apps import backend
 from apps.model_view import ModelView
 from apps.state import ViewState
 from apps.views import guard, labels, prompt_tokens, seed
+from apps.views import update as residual_update
 
 
 def render(state: ViewState, model: ModelView) -> ViewState:
@@ -36,7 +37,7 @@ def render(state: ViewState, model: ModelView) -> ViewState:
     st.subheader(f"Explain head L{layer}H{head} at {names[dest]!r}")
     with guard():
         _explain(backend.explain_head(state.model, state.prompt, layer, head, dest), names)
-    return state
+    return residual_update.render(state, model.cfg.n_layers, layer, dest, names)
 
 
 def _pattern_frame(pattern, names: list[str], head_label) -> pd.DataFrame:

@@ -24,6 +24,7 @@ from interp.analysis import (
     ablate,
     causal_trace,
     denoise,
+    direct_logit_attribution,
     flow_graph,
     generate,
     logit_diff,
@@ -306,3 +307,25 @@ def test_bad_model_path_then_recovery_and_a_local_folder(model, tmp_path, monkey
     ok(at.run())
     assert at.query_params["model"] == str(folder)
     pd.testing.assert_frame_equal(frame(at, "p_after"), embedded)  # the same weights, loaded from disk
+
+
+def test_attention_view_shows_e_prime_in_tokens(model):
+    at = ok(app(view="attention", layer="1", update_target=" Paris"))
+    paris = model.to_single_token(" Paris")
+    _, cache = model.run_with_cache(PROMPT)
+    layers = frame(at, "cos(E, E')")
+    assert layers["layer"].tolist() == list(range(model.cfg.n_layers))
+    for layer in range(model.cfg.n_layers):
+        e, mid = cache["resid_pre", layer][0, -1].double(), cache["resid_mid", layer][0, -1].double()
+        cos = float(e @ mid / (e.norm() * mid.norm()))
+        assert layers["cos(E, E')"][layer] == pytest.approx(cos, abs=1e-3)
+        ratio = float(cache["attn_out", layer][0, -1].double().norm() / e.norm())
+        assert layers["‖ΔE‖/‖E‖"][layer] == pytest.approx(ratio, abs=1e-3)
+    dla = direct_logit_attribution(model, PROMPT, paris, read_pos=-1)
+    mine = dla[(dla["layer"] == 1) & dla["component"].isin(["head", "attn_bias"])]
+    parts = frame(at, "dla")
+    assert parts["dla"].tolist() == pytest.approx(mine["attribution"].tolist(), abs=1e-5)
+    assert parts["part"].tolist()[:2] == ["L1H0", "L1H1"]
+    at.text_input(key="update_target").set_value(" Rome")
+    ok(at.run())
+    assert at.query_params["update_target"] == " Rome"
