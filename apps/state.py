@@ -60,6 +60,7 @@ class ViewState:
     update_target: str = ""  # attention's E' = E + ΔE target token; "" = the top prediction at dest
     threshold: float = 0.05  # context-flow edge threshold
     flow_residual: bool = True  # context flow: draw the residual edges
+    flow_pick: str = ""  # context flow: the clicked edge "E<layer>.<head>.<src>.<dest>" or node "N<x>.<pos>"
     lens_target: str = ""  # logit lens target token; "" = the final top token at each position
     subject: str = ""  # fact-tracing subject; "" = suggested from the prompt
     answer: str = ""  # fact-tracing answer token; "" = the model's top prediction
