@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import streamlit as st  # noqa: E402
 
 from apps import backend, state  # noqa: E402
-from apps.views import attention, flow, guard, lens, patching, predict, seed, tracing  # noqa: E402
+from apps.views import attention, compare, flow, guard, lens, patching, predict, seed, tracing  # noqa: E402
 
 VIEW_MODULES = {
     "predict": predict,
@@ -29,6 +29,7 @@ VIEW_MODULES = {
     "lens": lens,
     "tracing": tracing,
     "patching": patching,
+    "compare": compare,
 }
 LOCAL = "Local folder…"
 

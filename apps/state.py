@@ -24,6 +24,7 @@ VIEWS: dict[str, str] = {
     "lens": "Logit lens",
     "tracing": "Fact tracing",
     "patching": "Patching",
+    "compare": "Compare two prompts",
 }
 METHODS = ("zero", "mean", "resample")
 SITES = ("resid", "attn", "mlp", "head")
@@ -71,6 +72,9 @@ class ViewState:
     corrupted: str = "The capital of Italy is"
     site: str = "resid"  # patching site kind, one of SITES
     metric: str = "logit_diff"  # patching metric, one of METRICS
+    compare: str = "The capital of Italy is"  # compare view: the second prompt
+    cmp_layer: int = 0  # compare view: the layer of the head whose attention is shown
+    cmp_head: int = 0  # compare view: that head
     patch_answer: str = ""  # patching clean answer; "" = the clean prompt's top prediction
 
     def has_ablation(self) -> bool:
@@ -180,6 +184,8 @@ CODECS: dict[str, tuple[Callable[[str], Any], Callable[[Any], str]]] = {
     "flow_residual": (_flag, lambda v: str(int(v))),
     "att_all": (_flag, lambda v: str(int(v))),
     "trace_layer": (_bounded_int(0), str),
+    "cmp_layer": (_bounded_int(0), str),
+    "cmp_head": (_bounded_int(0), str),
     "neuron_pos": (_choice(NEURON_POS), str),
     "window": (_bounded_int(1), str),
     "site": (_choice(SITES), str),
@@ -258,6 +264,8 @@ def fit(
         layer=clamp("layer", 0, n_layers - 1, "layers"),
         head=clamp("head", 0, n_heads - 1, "heads"),
         trace_layer=clamp("trace_layer", 0, n_layers - 1, "layers"),
+        cmp_layer=clamp("cmp_layer", 0, n_layers - 1, "layers"),
+        cmp_head=clamp("cmp_head", 0, n_heads - 1, "heads"),
         window=clamp("window", 1, n_layers, "window"),
         n_new=clamp("n_new", 1, N_NEW_MAX, "new tokens"),
         dest=dest,

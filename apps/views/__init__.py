@@ -138,3 +138,28 @@ def heatmap(
         mark = base.mark_text(fontSize=8 if small else 10, limit=limit, angle=270 if small else 0)
         chart = chart + mark.encode(text=f"{text}:N", color=ink)
     return chart
+
+
+def _converted(spec: str, fmt: str) -> bytes:
+    """The chart as PNG (2x) or SVG, drawn on the server by vl-convert (no browser needed)."""
+    import vl_convert as vlc
+
+    if fmt == "png":
+        return vlc.vegalite_to_png(spec, scale=2)
+    return vlc.vegalite_to_svg(spec).encode()
+
+
+def export_buttons(chart: alt.TopLevelMixin, name: str) -> None:
+    """PNG and SVG downloads of a chart; converted only when clicked (and without a rerun)."""
+    spec = chart.to_json()
+    cols = st.columns([1, 1, 8])
+    for col, fmt, mime in ((cols[0], "png", "image/png"), (cols[1], "svg", "image/svg+xml")):
+        col.download_button(
+            fmt.upper(),
+            data=lambda fmt=fmt: _converted(spec, fmt),
+            file_name=f"{name}.{fmt}",
+            mime=mime,
+            key=f"export_{name}_{fmt}",
+            on_click="ignore",
+            icon=":material/download:",
+        )

@@ -12,7 +12,7 @@ import streamlit as st
 from apps import backend
 from apps.model_view import ModelView
 from apps.state import ViewState
-from apps.views import guard, labels, prompt_tokens, seed
+from apps.views import export_buttons, guard, labels, prompt_tokens, seed
 from apps.views import update as residual_update
 
 
@@ -171,6 +171,7 @@ def _patterns(state: ViewState, layer: int, names: list[str], all_layers: bool, 
     tall = rows * (cell * n + 60) > 900
     with st.container(height=900 if tall else "content", key="attention_grid"):
         st.altair_chart(chart, width="content")
+    export_buttons(chart, f"attention_L{layer}" if not all_layers else "attention_all")
 
 
 def _coloured_prompt(tokens: list[str], weights, dest: int) -> str:

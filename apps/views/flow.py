@@ -11,7 +11,7 @@ import streamlit as st
 from apps import backend
 from apps.model_view import ModelView
 from apps.state import ViewState
-from apps.views import guard, labels, prompt_tokens, seed
+from apps.views import export_buttons, guard, labels, prompt_tokens, seed
 
 
 def render(state: ViewState, model: ModelView) -> ViewState:
@@ -38,14 +38,16 @@ def render(state: ViewState, model: ModelView) -> ViewState:
             f"{len(edges)} edges at or above {threshold:.2f}. **Click a node or an edge** to open its lens "
             "and its head below."
         )
+        graph = _graph(edges, tokens, model.cfg.n_layers, residual, model.cfg.n_heads)
         event = st.altair_chart(
-            _graph(edges, tokens, model.cfg.n_layers, residual, model.cfg.n_heads),
+            graph,
             width="stretch",
             height=40 * len(tokens) + 80,
             key="flow_graph",
             on_select="rerun",
             selection_mode=["pick_edge", "pick_node"],
         )
+        export_buttons(graph, "context_flow")
         state = replace(state, flow_pick=_picked(event, state.flow_pick))
         if state.flow_pick:
             with guard():

@@ -13,7 +13,7 @@ import streamlit as st
 from apps import backend
 from apps.model_view import ModelView
 from apps.state import ViewState
-from apps.views import guard, heatmap, labels, prompt_tokens, target_id, target_input
+from apps.views import export_buttons, guard, heatmap, labels, prompt_tokens, target_id, target_input
 
 PAGE_PX = 1150  # the wide layout's usable width, about, at a 1600 px window
 
@@ -51,30 +51,29 @@ def render(state: ViewState, model: ModelView) -> ViewState:
             "column (`layer` = the number before the colon). Cell text: the top token."
         )
         common = dict(x_order=names, y_order=rows, cell_px=cell)
-        st.altair_chart(
-            heatmap(df, "position", "residual", "top_prob", text="top_token", domain=(0, 1),
-                    title="Top token and its probability", tooltip=["top_token"], **common),
-            width="stretch", height=height, key="lens_top",
-        )  # fmt: skip
+        top_map = heatmap(df, "position", "residual", "top_prob", text="top_token", domain=(0, 1),
+                    title="Top token and its probability", tooltip=["top_token"], **common)  # fmt: skip
+        st.altair_chart(top_map, width="stretch", height=height, key="lens_top")
+        export_buttons(top_map, "lens_top")
         what = repr(state.lens_target) if target is not None else "the final top token at each position"
         floor = min(-1.0, float(df["target_logprob"].min()))
         # Side by side while cells stay at least 40 px wide; else one under the other, full width.
         half = (PAGE_PX / 2 - 130) / len(tokens) >= 40
         left, right = st.columns(2) if half else (st.container(), st.container())
         narrow = cell / 2 if half else cell
-        left.altair_chart(
-            heatmap(df, "position", "residual", "target_logprob", text="logprob_text", scheme="oranges",
+        logprob_map = heatmap(df, "position", "residual", "target_logprob", text="logprob_text", scheme="oranges",
                     domain=(floor, 0.0), title=f"log P({what})", color_title="log P",
-                    tooltip=["target_token", "target_prob", "target_rank"], **{**common, "cell_px": narrow}),
-            width="stretch", height=height, key="lens_logprob",
-        )  # fmt: skip
+                    tooltip=["target_token", "target_prob", "target_rank"], **{**common, "cell_px": narrow})  # fmt: skip
+        with left:
+            st.altair_chart(logprob_map, width="stretch", height=height, key="lens_logprob")
+            export_buttons(logprob_map, "lens_logprob")
         top_rank = max(1.0, float(df["log_rank"].max()))
-        right.altair_chart(
-            heatmap(df, "position", "residual", "log_rank", text="rank_text", scheme="greens", reverse=True,
+        rank_map = heatmap(df, "position", "residual", "log_rank", text="rank_text", scheme="greens", reverse=True,
                     domain=(0.0, top_rank), title=f"Rank of {what} (0 = top)", color_title="log10(rank+1)",
-                    tooltip=["target_token", "target_rank", "target_prob"], **{**common, "cell_px": narrow}),
-            width="stretch", height=height, key="lens_rank",
-        )  # fmt: skip
+                    tooltip=["target_token", "target_rank", "target_prob"], **{**common, "cell_px": narrow})  # fmt: skip
+        with right:
+            st.altair_chart(rank_map, width="stretch", height=height, key="lens_rank")
+            export_buttons(rank_map, "lens_rank")
         with st.expander("Table", expanded=False):
             cols = ["layer", "residual", "pos", "token", "top_token", "top_prob", "target_token",
                     "target_prob", "target_logprob", "target_rank", "kl_to_final"]  # fmt: skip

@@ -329,3 +329,19 @@ def test_attention_view_shows_e_prime_in_tokens(model):
     at.text_input(key="update_target").set_value(" Rome")
     ok(at.run())
     assert at.query_params["update_target"] == " Rome"
+
+
+def test_compare_view_shows_both_prompts_and_keeps_the_second_in_the_url(model):
+    second = "The capital of Japan is"
+    at = ok(app(view="compare", compare=second, cmp_layer="2", cmp_head="1"))
+    tables = [d.value for d in at.dataframe if list(d.value.columns) == ["token", "p"]]
+    assert len(tables) == 2, "one predictions table per prompt"
+    for shown, prompt in zip(tables, (PROMPT, second), strict=True):
+        probs = model(prompt)[0, -1].float().softmax(-1)
+        top = probs.topk(8)
+        assert shown["token"].tolist() == [model.to_string([int(i)]) for i in top.indices]
+        assert shown["p"].tolist() == pytest.approx(top.values.tolist(), abs=1e-6)
+    at.text_input(key="compare").set_value("The capital of Spain is")
+    ok(at.run())
+    assert at.query_params["compare"] == "The capital of Spain is"
+    assert at.query_params["cmp_layer"] == "2"

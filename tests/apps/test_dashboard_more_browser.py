@@ -63,9 +63,12 @@ def test_attention_hover_highlights_a_tokens_row_and_column(url, driver, model):
         "the token strip",
         lambda d: [t for t in svg_marks(d, "attention_grid", "mark-text") if t.text.startswith("2 ")],
     )
-    lit = lambda d: [
-        p for p in svg_marks(d, "attention_grid", "mark-rect") if p.get_attribute("stroke") == HIGHLIGHT
-    ]  # noqa: E731
+
+    def lit(d):
+        return [
+            p for p in svg_marks(d, "attention_grid", "mark-rect") if p.get_attribute("stroke") == HIGHLIGHT
+        ]
+
     assert not lit(driver)  # nothing outlined before the hover
     hover(driver, strip[0])
     # Token 2 attends to sources 0..2 (its row) and is attended by dests 2..n-1 (its column), in each head,
