@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import streamlit as st  # noqa: E402
 
 from apps import backend, state  # noqa: E402
-from apps.views import attention, compare, flow, guard, lens, patching, predict, seed, tracing  # noqa: E402
+from apps.views import attention, compare, features, flow, guard, lens, patching, predict, seed, tracing  # noqa: E402
 
 VIEW_MODULES = {
     "predict": predict,
@@ -30,6 +30,7 @@ VIEW_MODULES = {
     "tracing": tracing,
     "patching": patching,
     "compare": compare,
+    "features": features,
 }
 LOCAL = "Local folder…"
 

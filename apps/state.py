@@ -25,6 +25,7 @@ VIEWS: dict[str, str] = {
     "tracing": "Fact tracing",
     "patching": "Patching",
     "compare": "Compare two prompts",
+    "features": "Features (SAE)",
 }
 METHODS = ("zero", "mean", "resample")
 SITES = ("resid", "attn", "mlp", "head")
@@ -75,6 +76,9 @@ class ViewState:
     compare: str = "The capital of Italy is"  # compare view: the second prompt
     cmp_layer: int = 0  # compare view: the layer of the head whose attention is shown
     cmp_head: int = 0  # compare view: that head
+    sae: str = ""  # features view: the dictionary's name ("" = the first offered)
+    latent: int = -1  # features view: the selected latent (-1 = the prompt's most active)
+    feat_ablate: bool = False  # features view: ablate the selected latent live
     patch_answer: str = ""  # patching clean answer; "" = the clean prompt's top prediction
 
     def has_ablation(self) -> bool:
@@ -185,6 +189,8 @@ CODECS: dict[str, tuple[Callable[[str], Any], Callable[[Any], str]]] = {
     "att_all": (_flag, lambda v: str(int(v))),
     "trace_layer": (_bounded_int(0), str),
     "cmp_layer": (_bounded_int(0), str),
+    "latent": (_bounded_int(-1), str),
+    "feat_ablate": (_flag, lambda v: str(int(v))),
     "cmp_head": (_bounded_int(0), str),
     "neuron_pos": (_choice(NEURON_POS), str),
     "window": (_bounded_int(1), str),

@@ -345,3 +345,38 @@ def test_compare_view_shows_both_prompts_and_keeps_the_second_in_the_url(model):
     ok(at.run())
     assert at.query_params["compare"] == "The capital of Spain is"
     assert at.query_params["cmp_layer"] == "2"
+
+
+def test_features_view_without_dictionaries_says_so(monkeypatch):
+    monkeypatch.delenv("INTERP_DASHBOARD_SAES", raising=False)
+    at = ok(app(view="features"))
+    assert any("No dictionary is available for this model" in i.value for i in at.info)
+
+
+def test_features_view_lists_latents_and_ablates_one_live(model, tmp_path, monkeypatch):
+    from interp.sae import SAE, SAEConfig, save
+    from interp.sae.features import prompt_latents
+    from interp.sae.latent import Latent
+
+    sae = SAE(SAEConfig("topk", d_in=model.cfg.d_model, d_sae=64, hook_name="blocks.1.hook_resid_post", k=4))
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in sae.parameters():
+            p.copy_(0.2 * torch.randn(p.shape, generator=gen))
+    save(sae, tmp_path / "seeded-topk")
+    monkeypatch.setenv("INTERP_DASHBOARD_SAES", str(tmp_path / "seeded-topk"))
+    at = ok(app(view="features"))
+    expected = prompt_latents(model, sae, PROMPT, k=3)
+    shown = frame(at, "latent")
+    assert shown["latent"].tolist() == expected["latent"].tolist()
+    assert shown["activation"].tolist() == pytest.approx(expected["activation"].tolist(), abs=1e-5)
+    latent = int(expected["latent"].iloc[-1])  # the last position's most active latent
+    at.number_input(key="latent").set_value(latent)
+    at.toggle(key="feat_ablate").set_value(True)
+    ok(at.run())
+    assert at.query_params["latent"] == str(latent) and at.query_params["feat_ablate"] == "1"
+    table = frame(at, "p_after")
+    after = run_ablated(model, PROMPT, [Latent(sae, latent)]).logits[0, -1].float().softmax(-1)
+    ids = [model.to_single_token(t) for t in table["token"]]
+    assert table["p_after"].tolist() == pytest.approx(after[ids].tolist(), abs=1e-6)
+    assert (table["change"].abs() > 1e-6).any()  # ablating a firing latent moves the prediction
