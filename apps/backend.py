@@ -28,12 +28,13 @@ import streamlit as st
 import torch
 
 import interp
-from apps.model_view import Ablation, HeadExplanation, ModelView
+import interp.sae
+from apps.model_view import Ablation, HeadExplanation, ModelView, ResidualUpdate
 from apps.state import ViewState
 from interp.analysis import MLP, Attn, Head, Neuron, Resid
 from interp.embedded import EMBEDDED
 
-__all__ = ["Ablation", "HeadExplanation", "InputError", "LoadError", "ModelView"]
+__all__ = ["Ablation", "HeadExplanation", "InputError", "LoadError", "ModelView", "ResidualUpdate"]
 
 LoadError = interp.LoadError  # a model that cannot be loaded; views show its message
 
@@ -295,6 +296,17 @@ def explain_head(source: str, prompt: str, layer: int, head: int, dest: int) -> 
         return view.explain_head(prompt, layer, head, dest % len(tokens))
 
 
+@st.cache_data(show_spinner=False, max_entries=256)
+def residual_update(source: str, prompt: str, layer: int, pos: int, target: int | None) -> ResidualUpdate:
+    """E' = E + ΔE of one attention layer at one position, in tokens (see interp.analysis.update)."""
+    tokens = str_tokens(source, prompt)
+    _layer(source, layer)
+    if not -len(tokens) <= pos < len(tokens):
+        raise InputError(f"Position {pos} is outside the prompt's {len(tokens)} tokens.")
+    with _using(source) as view:
+        return view.residual_update(prompt, layer, pos % len(tokens), target)
+
+
 @st.cache_data(show_spinner=False, max_entries=64)
 def residual_decomposition(source: str, prompt: str, pos: int = -1) -> pd.DataFrame:
     """The final residual at `pos` split into embeddings and each layer's attention and MLP ΔE."""
@@ -418,3 +430,70 @@ def patching(
     df.insert(0, "corrupted_prompt", corrupted)
     df.insert(0, "clean_prompt", clean)
     return df
+
+
+# --- dictionary features ----------------------------------------------------------------------------------
+# The dictionaries offered for a model: an embedded model's shipped ones (interp/embedded/<model>/saes/*), and
+# SAE folders named when the server starts (INTERP_DASHBOARD_SAES, os.pathsep-separated; each saved by
+# interp.sae.save). A link names a dictionary only by its name in this list, never by a path.
+
+
+def sae_folders(source: str) -> dict[str, Path]:
+    """name -> folder of every dictionary this server offers for the model."""
+    out: dict[str, Path] = {}
+    folder = EMBEDDED.get(source)
+    if folder is not None:
+        shipped = Path(interp.__file__).parent / "embedded" / folder / "saes"
+        if shipped.is_dir():
+            out.update({p.name: p for p in sorted(shipped.iterdir()) if p.is_dir()})
+    for p in filter(None, os.environ.get("INTERP_DASHBOARD_SAES", "").split(os.pathsep)):
+        out[Path(p).name] = Path(p)
+    return out
+
+
+@st.cache_resource(show_spinner="Loading the dictionary…", max_entries=8)
+def sae(source: str, name: str) -> interp.sae.SAE:
+    folders = sae_folders(source)
+    if name not in folders:
+        raise InputError(
+            f"{name!r} is not a dictionary this server offers; it offers {', '.join(folders) or 'none'}."
+        )
+    loaded = interp.sae.load(folders[name])
+    if loaded.cfg.d_in != model_view(source).cfg.d_model and loaded.cfg.reshape_activations == "none":
+        raise InputError(f"The dictionary {name!r} reads width {loaded.cfg.d_in}, not this model's d_model.")
+    return loaded
+
+
+@st.cache_data(show_spinner=False, max_entries=128)
+def prompt_latents(source: str, prompt: str, name: str, k: int = 3) -> pd.DataFrame:
+    str_tokens(source, prompt)
+    with _using(source) as view:
+        return view.prompt_latents(prompt, sae(source, name), k)
+
+
+def _latent(source: str, name: str, latent: int) -> None:
+    d = sae(source, name).cfg.d_sae
+    if not 0 <= latent < d:
+        raise InputError(f"Latent {latent} does not exist: the dictionary has latents 0 to {d - 1}.")
+
+
+@st.cache_data(show_spinner="Finding top contexts…", max_entries=128)
+def latent_contexts(source: str, name: str, latent: int) -> pd.DataFrame:
+    _latent(source, name, latent)
+    with _using(source) as view:
+        return view.latent_contexts(sae(source, name), latent)
+
+
+@st.cache_data(show_spinner=False, max_entries=128)
+def latent_vocab(source: str, name: str, latent: int) -> pd.DataFrame:
+    _latent(source, name, latent)
+    with _using(source) as view:
+        return view.latent_vocab(sae(source, name), latent)
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def probs_without_latent(source: str, prompt: str, name: str, latent: int) -> np.ndarray:
+    str_tokens(source, prompt)
+    _latent(source, name, latent)
+    with _using(source) as view:
+        return view.probs_without_latent(prompt, sae(source, name), latent)

@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import streamlit as st  # noqa: E402
 
 from apps import backend, state  # noqa: E402
-from apps.views import attention, flow, guard, lens, patching, predict, seed, tracing  # noqa: E402
+from apps.views import attention, compare, features, flow, guard, lens, patching, predict, seed, tracing  # noqa: E402
 
 VIEW_MODULES = {
     "predict": predict,
@@ -29,6 +29,8 @@ VIEW_MODULES = {
     "lens": lens,
     "tracing": tracing,
     "patching": patching,
+    "compare": compare,
+    "features": features,
 }
 LOCAL = "Local folder…"
 
@@ -68,9 +70,27 @@ with st.sidebar:
             f"context {c.n_ctx} · {lm.n_params / 1e6:.2f}M parameters"
         )
 
+
+PANEL_KEY = "_panel_view"
+
+
+@st.fragment
+def panel(lm: backend.ModelView) -> None:
+    """The view itself, as a fragment: a widget inside it (an ablation toggle) re-runs only this panel, not
+    the sidebar and the model check. It reads the state from the session, where a full run puts the
+    sidebar's and this panel's last rerun its own, so a fragment rerun never starts from a stale state; the
+    URL is written here."""
+    view = st.session_state[PANEL_KEY]
+    with guard():
+        view = VIEW_MODULES[view.view].render(view, lm)
+    st.session_state[PANEL_KEY] = view
+    state.commit(st.session_state, st.query_params, view)
+
+
 st.header(state.VIEWS[view.view])
 if lm is None:
     st.error("Pick an embedded model or a valid folder in the sidebar.")
+    state.commit(st.session_state, st.query_params, view)
 else:
     n_tokens = None
     try:
@@ -80,6 +100,5 @@ else:
     view, fit_notes = state.fit(view, lm.cfg.n_layers, lm.cfg.n_heads, lm.cfg.d_mlp, n_tokens)
     for note in fit_notes:
         st.warning(note)
-    with guard():
-        view = VIEW_MODULES[view.view].render(view, lm)
-state.commit(st.session_state, st.query_params, view)
+    st.session_state[PANEL_KEY] = view
+    panel(lm)

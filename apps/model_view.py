@@ -41,8 +41,12 @@ from interp.analysis.ablation import Method
 from interp.analysis.explain import HeadExplanation, explain_head
 from interp.analysis.generation import generate_ablated
 from interp.analysis.specs import Spec
+from interp.analysis.update import ResidualUpdate, residual_update
+from interp.sae import SAE
+from interp.sae.features import prompt_latents, top_contexts, vocab_projection
+from interp.sae.latent import Latent
 
-__all__ = ["Ablation", "HeadExplanation", "ModelView"]
+__all__ = ["Ablation", "HeadExplanation", "ModelView", "ResidualUpdate"]
 
 
 @dataclass(frozen=True)
@@ -214,6 +218,11 @@ class ModelView:
     def explain_head(self, prompt: str, layer: int, head: int, dest: int) -> HeadExplanation:
         return explain_head(self.model, prompt, layer, head, dest)
 
+    def residual_update(self, prompt: str, layer: int, pos: int, target: int | None) -> ResidualUpdate:
+        """E' = E + ΔE of attention layer `layer` at `pos`, in tokens: lens of E and E', cos, ‖ΔE‖/‖E‖, and
+        ΔE split by head with each part's direct logit attribution to the target and the tokens it promotes."""
+        return residual_update(self.model, prompt, layer, pos, target)
+
     def residual_decomposition(self, prompt: str, pos: int = -1) -> pd.DataFrame:
         """The final residual at `pos` as the sum of what wrote it: embeddings, then each attention and MLP
         layer's ΔE; columns component, norm, and the share of the final residual along it."""
@@ -297,3 +306,25 @@ class ModelView:
             tokens = self.str_tokens(clean)
             df.insert(df.columns.get_loc("pos") + 1, "token", [tokens[p] for p in df["pos"]])
         return df
+
+    # --- dictionary features (interp.sae) --------------------------------------------------------------
+
+    def prompt_latents(self, prompt: str, sae: SAE, k: int = 3) -> pd.DataFrame:
+        """The k most active latents at each position: pos, token, latent, activation."""
+        return prompt_latents(self.model, sae, prompt, k=k)
+
+    def latent_contexts(self, sae: SAE, latent: int, n: int = 8) -> pd.DataFrame:
+        """The latent's top contexts in the model's corpus (empty without a corpus)."""
+        if not self.corpus:
+            return pd.DataFrame(columns=["rank", "activation", "context"])
+        df = top_contexts(self.model, sae, list(self.corpus), n=n, latents=[latent], progress=False)
+        return df[df["activation"] > 0].reset_index(drop=True)
+
+    def latent_vocab(self, sae: SAE, latent: int, k: int = 8) -> pd.DataFrame:
+        """The tokens the latent's decoder direction promotes and suppresses (W_dec[latent] @ W_U)."""
+        return vocab_projection(self.model, sae, k=k, latents=[latent])
+
+    def probs_without_latent(self, prompt: str, sae: SAE, latent: int) -> np.ndarray:
+        """P(next token) with the latent zero-ablated at every position (act · W_dec[latent] subtracted)."""
+        run = run_ablated(self.model, prompt, [Latent(sae, latent)], method="zero")
+        return run.logits[0, -1].float().softmax(-1).numpy()

@@ -24,6 +24,8 @@ VIEWS: dict[str, str] = {
     "lens": "Logit lens",
     "tracing": "Fact tracing",
     "patching": "Patching",
+    "compare": "Compare two prompts",
+    "features": "Features (SAE)",
 }
 METHODS = ("zero", "mean", "resample")
 SITES = ("resid", "attn", "mlp", "head")
@@ -57,8 +59,10 @@ class ViewState:
     att_all: bool = False  # attention: every layer's heads at once, as small multiples
     head: int = 0  # selected head (attention)
     dest: int = -1  # selected destination position; negative counts from the end
+    update_target: str = ""  # attention's E' = E + ΔE target token; "" = the top prediction at dest
     threshold: float = 0.05  # context-flow edge threshold
     flow_residual: bool = True  # context flow: draw the residual edges
+    flow_pick: str = ""  # context flow: the clicked edge "E<layer>.<head>.<src>.<dest>" or node "N<x>.<pos>"
     lens_target: str = ""  # logit lens target token; "" = the final top token at each position
     subject: str = ""  # fact-tracing subject; "" = suggested from the prompt
     answer: str = ""  # fact-tracing answer token; "" = the model's top prediction
@@ -69,6 +73,12 @@ class ViewState:
     corrupted: str = "The capital of Italy is"
     site: str = "resid"  # patching site kind, one of SITES
     metric: str = "logit_diff"  # patching metric, one of METRICS
+    compare: str = "The capital of Italy is"  # compare view: the second prompt
+    cmp_layer: int = 0  # compare view: the layer of the head whose attention is shown
+    cmp_head: int = 0  # compare view: that head
+    sae: str = ""  # features view: the dictionary's name ("" = the first offered)
+    latent: int = -1  # features view: the selected latent (-1 = the prompt's most active)
+    feat_ablate: bool = False  # features view: ablate the selected latent live
     patch_answer: str = ""  # patching clean answer; "" = the clean prompt's top prediction
 
     def has_ablation(self) -> bool:
@@ -178,6 +188,10 @@ CODECS: dict[str, tuple[Callable[[str], Any], Callable[[Any], str]]] = {
     "flow_residual": (_flag, lambda v: str(int(v))),
     "att_all": (_flag, lambda v: str(int(v))),
     "trace_layer": (_bounded_int(0), str),
+    "cmp_layer": (_bounded_int(0), str),
+    "latent": (_bounded_int(-1), str),
+    "feat_ablate": (_flag, lambda v: str(int(v))),
+    "cmp_head": (_bounded_int(0), str),
     "neuron_pos": (_choice(NEURON_POS), str),
     "window": (_bounded_int(1), str),
     "site": (_choice(SITES), str),
@@ -256,6 +270,8 @@ def fit(
         layer=clamp("layer", 0, n_layers - 1, "layers"),
         head=clamp("head", 0, n_heads - 1, "heads"),
         trace_layer=clamp("trace_layer", 0, n_layers - 1, "layers"),
+        cmp_layer=clamp("cmp_layer", 0, n_layers - 1, "layers"),
+        cmp_head=clamp("cmp_head", 0, n_heads - 1, "heads"),
         window=clamp("window", 1, n_layers, "window"),
         n_new=clamp("n_new", 1, N_NEW_MAX, "new tokens"),
         dest=dest,

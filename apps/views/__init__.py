@@ -96,24 +96,70 @@ def heatmap(
     scheme: str = "blues",
     domain: tuple[float, float] | None = None,
     tooltip: Sequence[str] = (),
+    cell_px: float | None = None,
+    reverse: bool = False,
+    color_title: str | None = None,
 ) -> alt.Chart:
     """A rect heatmap with optional cell text; orders keep tokens in prompt order, not alphabetical.
 
-    Give its height to `st.altair_chart(..., height=)`: with width="stretch" Streamlit ignores the chart's own.
+    Every x label is drawn (no overlap culling: a dropped label leaves a column unnamed), rotated when there
+    are many. `cell_px`, the expected cell width, cuts cell text to fit with an ellipsis (the tooltip keeps
+    it whole), so neighbouring cells never overlap. Give its height to `st.altair_chart(..., height=)`: with
+    width="stretch" Streamlit ignores the chart's own.
     """
-    scale = alt.Scale(scheme=scheme, domain=list(domain)) if domain else alt.Scale(scheme=scheme)
+    scale = (
+        alt.Scale(scheme=scheme, domain=list(domain), reverse=reverse)
+        if domain
+        else alt.Scale(scheme=scheme, reverse=reverse)
+    )
     if scheme in ("redblue", "blueorange") and domain is None:
         scale = alt.Scale(scheme=scheme, domainMid=0)
+    n_x = len(x_order) if x_order else df[x].nunique()
+    flat = cell_px is not None and cell_px >= 90 or cell_px is None and n_x <= 8  # room for flat labels
+    x_axis = alt.Axis(labelOverlap=False, labelAngle=0 if flat else -90, labelFontSize=10 if n_x <= 32 else 9,
+                      labelLimit=max(int(cell_px or 110) - 6, 40) if flat else 110)  # fmt: skip
     base = alt.Chart(df, title=title).encode(
-        x=alt.X(f"{x}:O", sort=list(x_order) if x_order else None, title=None),
-        y=alt.Y(f"{y}:O", sort=list(y_order) if y_order else None, title=None),
+        x=alt.X(f"{x}:O", sort=list(x_order) if x_order else None, title=None, axis=x_axis),
+        y=alt.Y(
+            f"{y}:O", sort=list(y_order) if y_order else None, title=None, axis=alt.Axis(labelOverlap=False)
+        ),
     )
     chart = base.mark_rect().encode(
-        color=alt.Color(f"{color}:Q", scale=scale), tooltip=[x, y, color, *tooltip]
+        color=alt.Color(f"{color}:Q", scale=scale, title=color_title or color),
+        tooltip=[x, y, color, *tooltip],
     )
-    if text is not None:
+    if text is not None and (cell_px is None or cell_px >= 14):
         # Light text on dark cells: the top half of the colour scale.
         mid = (domain[0] + domain[1]) / 2 if domain else 0.5
-        ink = alt.condition(f"datum['{color}'] > {mid}", alt.value("white"), alt.value("black"))
-        chart = chart + base.mark_text(fontSize=10).encode(text=f"{text}:N", color=ink)
+        dark = f"datum['{color}'] {'<' if reverse else '>'} {mid}"
+        ink = alt.condition(dark, alt.value("white"), alt.value("black"))
+        small = cell_px is not None and cell_px < 36
+        limit = 30 if small else max(cell_px - 4, 10) if cell_px else 0  # rotated: the row's height
+        mark = base.mark_text(fontSize=8 if small else 10, limit=limit, angle=270 if small else 0)
+        chart = chart + mark.encode(text=f"{text}:N", color=ink)
     return chart
+
+
+def _converted(spec: str, fmt: str) -> bytes:
+    """The chart as PNG (2x) or SVG, drawn on the server by vl-convert (no browser needed)."""
+    import vl_convert as vlc
+
+    if fmt == "png":
+        return vlc.vegalite_to_png(spec, scale=2)
+    return vlc.vegalite_to_svg(spec).encode()
+
+
+def export_buttons(chart: alt.TopLevelMixin, name: str) -> None:
+    """PNG and SVG downloads of a chart; converted only when clicked (and without a rerun)."""
+    spec = chart.to_json()
+    cols = st.columns([1, 1, 8])
+    for col, fmt, mime in ((cols[0], "png", "image/png"), (cols[1], "svg", "image/svg+xml")):
+        col.download_button(
+            fmt.upper(),
+            data=lambda fmt=fmt: _converted(spec, fmt),
+            file_name=f"{name}.{fmt}",
+            mime=mime,
+            key=f"export_{name}_{fmt}",
+            on_click="ignore",
+            icon=":material/download:",
+        )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from dataclasses import replace
 
 import altair as alt
@@ -11,7 +12,8 @@ import streamlit as st
 from apps import backend
 from apps.model_view import ModelView
 from apps.state import ViewState
-from apps.views import guard, labels, prompt_tokens, seed
+from apps.views import export_buttons, guard, labels, prompt_tokens, seed
+from apps.views import update as residual_update
 
 
 def render(state: ViewState, model: ModelView) -> ViewState:
@@ -33,10 +35,17 @@ def render(state: ViewState, model: ModelView) -> ViewState:
 
     with guard():
         _patterns(state, layer, names, all_layers, model.cfg.n_layers)
+    with guard():
+        pattern = backend.attention_patterns(state.model, state.prompt, layer)
+        st.caption(
+            f"The prompt coloured by L{layer}H{head}'s attention from {names[dest]!r} (outlined); struck "
+            "through: masked, never attended."
+        )
+        st.markdown(_coloured_prompt(tokens, pattern[head, dest], dest), unsafe_allow_html=True)
     st.subheader(f"Explain head L{layer}H{head} at {names[dest]!r}")
     with guard():
         _explain(backend.explain_head(state.model, state.prompt, layer, head, dest), names)
-    return state
+    return residual_update.render(state, model.cfg.n_layers, layer, dest, names)
 
 
 def _pattern_frame(pattern, names: list[str], head_label) -> pd.DataFrame:
@@ -59,18 +68,33 @@ def _pattern_frame(pattern, names: list[str], head_label) -> pd.DataFrame:
 
 
 def _grid(df: pd.DataFrame, names: list[str], cell: int, facet: alt.Facet, columns: int, labelled: bool):
-    """Masked cells are grey, never a pale blue: a weight of 0.001 and a forbidden source look different."""
-    axis = alt.Axis(labelFontSize=9, labelLimit=90) if labelled else None
+    """Masked cells are grey, never a pale blue: a weight of 0.001 and a forbidden source look different.
+
+    With `labelled`, a strip of the prompt's tokens sits on top: hovering a token outlines its row (what it
+    attends to) and its column (what attends to it) in every head. Each head draws its own axes, with every
+    label (none culled)."""
+    font = 9 if cell < 14 else 10
+    axis = alt.Axis(labelFontSize=font, labelLimit=90, labelOverlap=False) if labelled else None
+    x_axis = (
+        alt.Axis(labelFontSize=font, labelLimit=90, labelOverlap=False, labelAngle=-90) if labelled else None
+    )
     enc = {
-        "x": alt.X("source:O", sort=names, title=None, axis=axis),
+        "x": alt.X("source:O", sort=names, title=None, axis=x_axis),
         "y": alt.Y("destination:O", sort=names, title=None, axis=axis),
     }
+    rows = alt.selection_point(name="hover_dest", fields=["destination"], on="pointerover", empty=False,
+                               clear="pointerout")  # fmt: skip
+    cols = alt.selection_point(name="hover_src", fields=["source"], on="pointerover", empty=False,
+                               clear="pointerout")  # fmt: skip
+    lit = rows | cols
     weights = (
         alt.Chart()
         .mark_rect()
         .encode(
             **enc,
             color=alt.Color("weight:Q", scale=alt.Scale(scheme="blues", domain=[0, 1])),
+            stroke=alt.condition(lit, alt.value("#e4572e"), alt.value(None)) if labelled else alt.value(None),
+            strokeWidth=alt.value(1.5),
             tooltip=["head", "destination", "source", alt.Tooltip("weight:Q", format=".4f")],
         )
         .transform_filter("!datum.masked")
@@ -82,11 +106,31 @@ def _grid(df: pd.DataFrame, names: list[str], cell: int, facet: alt.Facet, colum
         .transform_filter("datum.masked")
     )
     size = cell * len(names)
-    return (
+    grid = (
         alt.layer(masked, weights, data=df)
         .properties(width=size, height=size)
         .facet(facet=facet, columns=columns)
+        .resolve_axis(x="independent", y="independent")
     )
+    if not labelled:
+        return grid
+    strip = (
+        alt.Chart(pd.DataFrame({"destination": names, "source": names}), title="Hover a token:")
+        .mark_text(
+            fontSize=11, angle=270 if len(names) > 12 else 0, align="right" if len(names) > 12 else "center"
+        )
+        .encode(
+            x=alt.X("source:O", sort=names, axis=None),
+            text="source:N",
+            color=alt.condition(lit, alt.value("#e4572e"), alt.value("#333")),
+        )
+        .add_params(rows, cols)
+        .properties(width=min(size, PAGE_PX - 150), height=70 if len(names) > 12 else 20)
+    )
+    chart = alt.vconcat(strip, grid)
+    if len(df) <= 6000:  # SVG marks can be found by a test (and a screen reader); canvas is faster when big
+        chart = chart.properties(usermeta={"embedOptions": {"renderer": "svg"}})
+    return chart
 
 
 PAGE_PX = 1150  # the wide layout's usable width, about, at a 1600 px window
@@ -116,7 +160,7 @@ def _patterns(state: ViewState, layer: int, names: list[str], all_layers: bool, 
         df = _pattern_frame(pattern, names, lambda h: f"H{h}")
         # Cells stay readable at any length (at least 10 px); as many heads a row as fit the page, the rest
         # on further rows of the scrollable box, so no head is ever off-screen to the right.
-        cell = max(10, min(28, 600 // n))
+        cell = max(12, min(28, 600 // n))
         columns = max(1, PAGE_PX // (cell * n + 110))
         chart = _grid(df, names, cell, alt.Facet("head:N", title=None), columns, True)
         st.markdown(
@@ -127,6 +171,23 @@ def _patterns(state: ViewState, layer: int, names: list[str], all_layers: bool, 
     tall = rows * (cell * n + 60) > 900
     with st.container(height=900 if tall else "content", key="attention_grid"):
         st.altair_chart(chart, width="content")
+    export_buttons(chart, f"attention_L{layer}" if not all_layers else "attention_all")
+
+
+def _coloured_prompt(tokens: list[str], weights, dest: int) -> str:
+    """The prompt as text, each token's background its attention weight from `dest` (masked: struck grey)."""
+    spans = []
+    for i, (token, w) in enumerate(zip(tokens, weights, strict=True)):
+        text = html.escape(token).replace(" ", "&nbsp;") or "&nbsp;"
+        style = f"background: rgba(31, 119, 180, {float(w):.3f}); color: {'white' if w > 0.5 else 'black'}"
+        if i > dest or float(w) == 0.0:
+            style = "color: #999; text-decoration: line-through"
+        if i == dest:
+            style += "; outline: 2px solid #e4572e"
+        spans.append(
+            f'<span class="attn-token" title="{i}: {float(w):.4f}" data-weight="{float(w):.6f}" style="{style}">{text}</span>'
+        )
+    return f'<div class="attn-prompt" style="font-family: monospace; line-height: 1.9">{"".join(spans)}</div>'
 
 
 def _explain(ex: backend.HeadExplanation, names: list[str]) -> None:

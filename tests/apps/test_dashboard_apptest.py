@@ -24,6 +24,7 @@ from interp.analysis import (
     ablate,
     causal_trace,
     denoise,
+    direct_logit_attribution,
     flow_graph,
     generate,
     logit_diff,
@@ -306,3 +307,76 @@ def test_bad_model_path_then_recovery_and_a_local_folder(model, tmp_path, monkey
     ok(at.run())
     assert at.query_params["model"] == str(folder)
     pd.testing.assert_frame_equal(frame(at, "p_after"), embedded)  # the same weights, loaded from disk
+
+
+def test_attention_view_shows_e_prime_in_tokens(model):
+    at = ok(app(view="attention", layer="1", update_target=" Paris"))
+    paris = model.to_single_token(" Paris")
+    _, cache = model.run_with_cache(PROMPT)
+    layers = frame(at, "cos(E, E')")
+    assert layers["layer"].tolist() == list(range(model.cfg.n_layers))
+    for layer in range(model.cfg.n_layers):
+        e, mid = cache["resid_pre", layer][0, -1].double(), cache["resid_mid", layer][0, -1].double()
+        cos = float(e @ mid / (e.norm() * mid.norm()))
+        assert layers["cos(E, E')"][layer] == pytest.approx(cos, abs=1e-3)
+        ratio = float(cache["attn_out", layer][0, -1].double().norm() / e.norm())
+        assert layers["‖ΔE‖/‖E‖"][layer] == pytest.approx(ratio, abs=1e-3)
+    dla = direct_logit_attribution(model, PROMPT, paris, read_pos=-1)
+    mine = dla[(dla["layer"] == 1) & dla["component"].isin(["head", "attn_bias"])]
+    parts = frame(at, "dla")
+    assert parts["dla"].tolist() == pytest.approx(mine["attribution"].tolist(), abs=1e-5)
+    assert parts["part"].tolist()[:2] == ["L1H0", "L1H1"]
+    at.text_input(key="update_target").set_value(" Rome")
+    ok(at.run())
+    assert at.query_params["update_target"] == " Rome"
+
+
+def test_compare_view_shows_both_prompts_and_keeps_the_second_in_the_url(model):
+    second = "The capital of Japan is"
+    at = ok(app(view="compare", compare=second, cmp_layer="2", cmp_head="1"))
+    tables = [d.value for d in at.dataframe if list(d.value.columns) == ["token", "p"]]
+    assert len(tables) == 2, "one predictions table per prompt"
+    for shown, prompt in zip(tables, (PROMPT, second), strict=True):
+        probs = model(prompt)[0, -1].float().softmax(-1)
+        top = probs.topk(8)
+        assert shown["token"].tolist() == [model.to_string([int(i)]) for i in top.indices]
+        assert shown["p"].tolist() == pytest.approx(top.values.tolist(), abs=1e-6)
+    at.text_input(key="compare").set_value("The capital of Spain is")
+    ok(at.run())
+    assert at.query_params["compare"] == "The capital of Spain is"
+    assert at.query_params["cmp_layer"] == "2"
+
+
+def test_features_view_without_dictionaries_says_so(monkeypatch):
+    monkeypatch.delenv("INTERP_DASHBOARD_SAES", raising=False)
+    at = ok(app(view="features"))
+    assert any("No dictionary is available for this model" in i.value for i in at.info)
+
+
+def test_features_view_lists_latents_and_ablates_one_live(model, tmp_path, monkeypatch):
+    from interp.sae import SAE, SAEConfig, save
+    from interp.sae.features import prompt_latents
+    from interp.sae.latent import Latent
+
+    sae = SAE(SAEConfig("topk", d_in=model.cfg.d_model, d_sae=64, hook_name="blocks.1.hook_resid_post", k=4))
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in sae.parameters():
+            p.copy_(0.2 * torch.randn(p.shape, generator=gen))
+    save(sae, tmp_path / "seeded-topk")
+    monkeypatch.setenv("INTERP_DASHBOARD_SAES", str(tmp_path / "seeded-topk"))
+    at = ok(app(view="features"))
+    expected = prompt_latents(model, sae, PROMPT, k=3)
+    shown = frame(at, "latent")
+    assert shown["latent"].tolist() == expected["latent"].tolist()
+    assert shown["activation"].tolist() == pytest.approx(expected["activation"].tolist(), abs=1e-5)
+    latent = int(expected["latent"].iloc[-1])  # the last position's most active latent
+    at.number_input(key="latent").set_value(latent)
+    at.toggle(key="feat_ablate").set_value(True)
+    ok(at.run())
+    assert at.query_params["latent"] == str(latent) and at.query_params["feat_ablate"] == "1"
+    table = frame(at, "p_after")
+    after = run_ablated(model, PROMPT, [Latent(sae, latent)]).logits[0, -1].float().softmax(-1)
+    ids = [model.to_single_token(t) for t in table["token"]]
+    assert table["p_after"].tolist() == pytest.approx(after[ids].tolist(), abs=1e-6)
+    assert (table["change"].abs() > 1e-6).any()  # ablating a firing latent moves the prediction

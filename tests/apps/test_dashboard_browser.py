@@ -27,7 +27,7 @@ from interp.analysis import MLP, prob, run_ablated
 REPO = Path(__file__).resolve().parents[2]
 APP = REPO / "apps" / "dashboard.py"
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
-WAIT_S = 60
+WAIT_S = int(os.environ.get("INTERP_BROWSER_WAIT_S", "60"))  # raise it on a crowded machine
 PROMPT = "The capital of Spain is"
 
 
