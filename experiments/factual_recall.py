@@ -1,12 +1,14 @@
 """How MLPs recall facts: causal tracing, attention knockout, MLP ablation, knowledge neurons, logit lens.
 
-    interp run factual-recall [--quick] [--out DIR] [--model PATH_OR_ID] [--seed N]
+    interp run factual-recall [--quick] [--out DIR] [--model PATH_OR_ID] [--lang en|zh] [--seed N]
                               [--relations capital,language] [--prompts FILE] [--n-facts N]
 
-Facts are the tiny-facts world's trained template-0 prompts ("The capital of France is" → " Paris",
-"Dylan Sawyer was born in" → ...) that the model answers correctly (top-1 = the answer's first token),
-France's capital first; or the lines of --prompts FILE, each "prompt<TAB>subject<TAB>answer" (the answer
-verbatim, usually with its leading space: " Paris"; only its first token is scored). Token roles
+Facts are the model's world's trained template-0 prompts (`experiments.worlds`: tiny-facts' for
+`tiny-facts`, tiny-facts-2's in English or Chinese for `tiny-facts-2` with `--lang`: "The capital of
+France is" → " Paris", "法国的首都是" → "巴黎", "Jordan Carter was born in" → ...) that the model answers
+correctly (top-1 = the answer's first token), France's capital first; or the lines of --prompts FILE,
+each "prompt<TAB>subject<TAB>answer" (the answer verbatim, usually with its leading space in English:
+" Paris"; only its first token is scored). Token roles
 follow ROME: subject first / middle / last token, further tokens (after the subject, before the last),
 last token; a one-token subject is both first and last. Layer windows: 1 for hidden states, and ROME's
 10-of-48 share of the layers (at least 1) for MLP and attention traces and for knockout (Geva et al.
@@ -20,7 +22,8 @@ CSVs (columns in order):
                         tokens before the subject have role "before subject" (the noise cannot reach them)
 - trace_summary.csv     kind, role, layer, mean_ie (mean over facts of the per-fact role mean), n_facts
 - knockout.csv          fact, sources (subject|non-subject|last), layer, first_layer, last_layer, p_base,
-                        p_new, relative_change ((p_new − p_base) / p_base; edges last → sources blocked)
+                        p_new, relative_change ((p_new − p_base) / p_base; edges last → sources blocked;
+                        no row where a sliding attention window leaves the last token no other key)
 - knockout_summary.csv  sources, layer, mean_relative_change, n_facts
 - mlp_ablation.csv      fact, method (zero|mean), where (subject|last), layer, p_base, p_ablated,
                         relative_change
@@ -48,6 +51,7 @@ import torch
 
 import interp
 from experiments import reporting as R
+from experiments.worlds import World
 from interp.analysis import (
     MLP,
     Neuron,
@@ -61,8 +65,8 @@ from interp.analysis import (
     prob,
     subject_span,
 )
+from interp.analysis.engine import layer_window
 from interp.analysis.scoring import score_answers
-from interp.embedded.tiny_facts.corpus import FACT_TEMPLATES, fact_examples, render, training_documents
 from interp.transformer import HookedTransformer
 
 NAME = "factual-recall"
@@ -115,8 +119,8 @@ class Fact:
         return out or ["before subject"]  # kept in the raw table (IE = 0 by construction), not averaged
 
 
-def candidates(args: argparse.Namespace) -> list[tuple[str, str, str, str]]:
-    """(prompt, subject, relation, answer) from --prompts FILE or the tiny-facts template-0 prompts."""
+def candidates(args: argparse.Namespace, world: World) -> list[tuple[str, str, str, str]]:
+    """(prompt, subject, relation, answer) from --prompts FILE or the world's template-0 prompts."""
     if args.prompts:
         rows = []
         for i, line in enumerate(R.read_lines(args.prompts, "--prompts"), 1):
@@ -130,19 +134,19 @@ def candidates(args: argparse.Namespace) -> list[tuple[str, str, str, str]]:
                 (prompt, subject, "custom", answer)
             )  # verbatim: " Paris" and "Paris" are different tokens
         return rows
-    relations = R.csv_list(args.relations) or list(FACT_TEMPLATES)
-    unknown = [r for r in relations if r not in FACT_TEMPLATES]
+    relations = R.csv_list(args.relations) or list(world.relations)
+    unknown = [r for r in relations if r not in world.relations]
     if unknown:
-        raise R.UsageError(f"unknown --relations {unknown}; known: {', '.join(FACT_TEMPLATES)}")
-    return [
-        (e.prompt, e.subject, e.relation, e.answer)
-        for e in fact_examples()
-        if e.relation in relations and e.prompt == render(FACT_TEMPLATES[e.relation][0], e.subject)
-    ]
+        raise R.UsageError(
+            f"unknown --relations {unknown}; the {world.name} world knows: {', '.join(world.relations)}"
+        )
+    return [(e.prompt, e.subject, e.relation, e.answer) for e in world.facts(relations)]
 
 
-def select_facts(model: HookedTransformer, rows: list, n: int, rng: random.Random) -> list[Fact]:
-    """The facts the model gets right (France's capital first when present), at most n."""
+def select_facts(
+    model: HookedTransformer, rows: list, n: int, rng: random.Random, first_prompt: str
+) -> list[Fact]:
+    """The facts the model gets right (`first_prompt`, France's capital, first when present), at most n."""
     if not rows:
         raise R.UsageError("the prompt set is empty")
     try:
@@ -161,7 +165,7 @@ def select_facts(model: HookedTransformer, rows: list, n: int, rng: random.Rando
         right.append((prompt, subject, relation, answer, *span, length, int(scored.answers[i])))
     if not right:
         raise R.UsageError(f"the model answers none of the {len(rows)} facts correctly; nothing to trace")
-    first = [r for r in right if r[0] == "The capital of France is"]
+    first = [r for r in right if r[0] == first_prompt]
     rest = [r for r in right if r not in first]
     chosen = first + rng.sample(rest, min(len(rest), n - len(first)))
     return [Fact(i, *r) for i, r in enumerate(chosen)]
@@ -216,11 +220,29 @@ def knockouts(model: HookedTransformer, facts: list[Fact], window: int) -> pd.Da
             "non-subject": [p for p in range(1, last) if p not in subject],
             "last": [last],
         }
-        df = knockout_sweep(
-            model, f.prompt, {k: v for k, v in sets.items() if v}, window=window, answer=f.answer_id
-        )
-        frames.append(df.assign(fact=f.fact))
+        for name, src in sets.items():
+            layers = open_layers(model, src, last, window)
+            if src and layers:
+                df = knockout_sweep(
+                    model, f.prompt, {name: src}, window=window, answer=f.answer_id, layers=layers
+                )
+                frames.append(df.assign(fact=f.fact))
     return pd.concat(frames, ignore_index=True)
+
+
+def open_layers(model: HookedTransformer, sources: list[int], dest: int, window: int) -> list[int]:
+    """The layers whose knockout window leaves `dest` a key to attend to in every one of its layers.
+
+    Under a sliding attention window (tiny-facts-2's layer 0 sees only its own token) blocking last →
+    last would empty the query's softmax: that edge set measures nothing there, so it has no row.
+    """
+    n = model.cfg.n_layers
+
+    def has_key(layer: int) -> bool:
+        w = model.config.window(layer)
+        return any(k not in sources for k in range(0 if w is None else max(0, dest - w + 1), dest + 1))
+
+    return [c for c in range(n) if all(has_key(layer) for layer in layer_window(c, window, n))]
 
 
 def mlp_ablation(model: HookedTransformer, facts: list[Fact], reference: torch.Tensor) -> pd.DataFrame:
@@ -241,14 +263,17 @@ def mlp_ablation(model: HookedTransformer, facts: list[Fact], reference: torch.T
     return pd.DataFrame(rows, columns=COLUMNS["mlp_ablation.csv"])
 
 
-def mean_reference(model: HookedTransformer, seed: int, rows: int = 16, length: int = 32) -> torch.Tensor:
-    """Token windows of running corpus text (rows × length tokens, no BOS) as the mean-ablation reference.
+def mean_reference(
+    model: HookedTransformer, world: World, seed: int, rows: int = 16, length: int = 32
+) -> torch.Tensor:
+    """Token windows of the world's running corpus text (rows × length tokens, no BOS) as the mean-ablation
+    reference.
 
     The sweep averages over every row and position of it (`per_position=False`), so each MLP's mean is
     over rows × length tokens of ordinary text, wherever the prompt's subject sits. (`ablate` never
     averages padding in: its mean counts real tokens only; these windows simply have none.)
     """
-    text = " ".join(training_documents(4 * rows, seed=seed + 1))
+    text = " ".join(world.documents(4 * rows, seed + 1))
     ids = model.to_tokens(text, prepend_bos=False)[0][: rows * length]
     if ids.numel() < rows * length:
         raise R.UsageError("the mean-ablation reference text is too short for this tokenizer")
@@ -458,12 +483,18 @@ def findings(t: dict[str, pd.DataFrame]) -> list[str]:
 
 
 def write_report(
-    out: Path, model: HookedTransformer, args: argparse.Namespace, t: dict[str, pd.DataFrame], window: int
+    out: Path,
+    model: HookedTransformer,
+    args: argparse.Namespace,
+    t: dict[str, pd.DataFrame],
+    window: int,
+    world: World,
 ) -> Path:
     tr, kn = t["trace_summary.csv"], t["knowledge_neurons.csv"]
     kn_cols = "fact rank layer neuron attribution answer_vocab_rank suppress_change amplify_change".split()
+    prompts = f"prompts from {args.prompts}" if args.prompts else f"world {world.label}"
     setup = (
-        f"{R.env_summary(model, args.model)}; seed {args.seed}; {'quick' if args.quick else 'full'} "
+        f"{R.env_summary(model, args.model)}; {prompts}; seed {args.seed}; {'quick' if args.quick else 'full'} "
         f"settings; {len(t['facts.csv'])} facts the model answers correctly; MLP/attention trace and "
         f"knockout window {window}."
     )
@@ -506,16 +537,18 @@ def run(args: argparse.Namespace) -> Path:
     cfg = SETTINGS["quick" if args.quick else "full"]
     if args.n_facts is not None and args.n_facts < 1:
         raise R.UsageError(f"--n-facts must be >= 1, got {args.n_facts}")
-    rows = candidates(args)
+    world = R.world(args)
+    rows = candidates(args, world)
     model = R.load_model(args.model)
     n = model.cfg.n_layers
     window = max(1, round(n * 10 / 48))
-    facts = select_facts(model, rows, args.n_facts or cfg["n_facts"], random.Random(args.seed))
+    n_facts = args.n_facts or cfg["n_facts"]
+    facts = select_facts(model, rows, n_facts, random.Random(args.seed), world.first_prompt)
     raw, summary, te = trace(model, facts, cfg["n_samples"], window, args.seed)
     facts_df = pd.DataFrame([asdict(f) for f in facts])
     facts_df[["p_clean", "p_corrupted", "total_effect"]] = te
     ko = knockouts(model, facts, window)
-    abl = mlp_ablation(model, facts, mean_reference(model, args.seed))
+    abl = mlp_ablation(model, facts, mean_reference(model, world, args.seed))
     kn, groups = neurons(model, facts[: cfg["kn_facts"]])
     lens_df = lens(model, facts)
     lens_sum = (
@@ -545,14 +578,12 @@ def run(args: argparse.Namespace) -> Path:
     t = {name: R.write_csv(df, out, name, COLUMNS[name]) for name, df in raw_tables.items()}
     t["checks.csv"] = R.write_csv(checks(t, window), out, "checks.csv", COLUMNS["checks.csv"])
     plot_all(out, t)
-    return write_report(out, model, args, t, window)
+    return write_report(out, model, args, t, window, world)
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = R.base_parser(NAME, "How MLPs recall facts: causal tracing, knockout, ablation, neurons, logit lens.")
-    p.add_argument(
-        "--relations", help=f"comma-separated relations (default: all of {', '.join(FACT_TEMPLATES)})"
-    )
+    p.add_argument("--relations", help="comma-separated relations (default: every relation of the world)")
     p.add_argument(
         "--prompts", type=Path, help="facts to use instead, one 'prompt<TAB>subject<TAB>answer' per line"
     )
