@@ -92,7 +92,16 @@ def _train_module():
 
 def test_quick_training_is_bit_identical_and_resumable(tmp_path: Path) -> None:
     train = _train_module()
-    torch.set_num_threads(1)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(train.THREADS)  # the recipe's thread count, as `main` sets it
+    try:
+        _check_quick_training(train, tmp_path)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _check_quick_training(train, tmp_path: Path) -> None:
+    assert train.THREADS == 2 and torch.get_num_threads() == 2
     first = train.train(train.QUICK, tmp_path / "a", full_eval=False, progress=False)
     assert first["loss_last"] < first["loss_first"] - 0.3
     again = train.train(train.QUICK, tmp_path / "b", full_eval=False, progress=False)
