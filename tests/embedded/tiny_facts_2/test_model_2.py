@@ -7,7 +7,6 @@ issue's targets that the model misses are not asserted (MODEL_CARD.md says by ho
 from __future__ import annotations
 
 import json
-import random
 import time
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import interp.embedded
 from interp.embedded.tiny_facts.evaluate import accuracy
 from interp.embedded.tiny_facts_2 import mechanism
 from interp.embedded.tiny_facts_2.corpus import eval_sets
+from interp.embedded.tiny_facts_2.targets import fixed_sample
 
 PACKAGED = interp.embedded.weights_dir("tiny-facts-2")
 CARD = json.loads((PACKAGED / "eval.json").read_text())
@@ -62,7 +62,7 @@ def test_paris_in_both_languages(model: interp.HookedTransformer) -> None:
 @pytest.mark.parametrize("name", sorted(THRESHOLDS))
 def test_accuracy_thresholds(model: interp.HookedTransformer, sets: dict[str, list], name: str) -> None:
     n, threshold = THRESHOLDS[name]
-    sample = random.Random(0).sample(sets[name], min(n, len(sets[name])))
+    sample = fixed_sample(sets[name], n)
     acc = accuracy(model, sample)
     print(f"{name}: {acc:.3f} (threshold {threshold})")
     assert acc >= threshold
