@@ -75,11 +75,27 @@ def test_apple_in_chinese_scenes(model: interp.HookedTransformer) -> None:
 
 
 def test_mechanism_figures_on_a_fixed_sample(model: interp.HookedTransformer) -> None:
-    # 24 facts per language, 3 noise samples: the shipped card's figures use 96 facts and 5 samples.
+    # The card's own sample and settings (up to 96 facts, 5 noise samples, seed 0): with person facts at
+    # chance the effects are so small that a smaller sample can flip a verdict, so the test re-measures
+    # exactly what the card reports and checks the figures, not only the verdicts.
+    # One thread, as `python -m interp.embedded.tiny_facts_2.mechanism` measured them: a fact on a near-tie
+    # can be top-1 at one thread count and not at another.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        _check_mechanism(model)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _check_mechanism(model: interp.HookedTransformer) -> None:
     for lang in ("en", "zh"):
-        m = mechanism.measure(model, lang, n_facts=24, n_samples=3)
+        m = mechanism.measure(model, lang, n_facts=96, n_samples=5)
+        card = CARD["mechanism"][lang]
         print(lang, json.dumps({k: m[k] for k in m if k != "targets"}), m["targets"])
-        assert m["n_facts"] == 24
+        assert m["n_facts"] == card["n_facts"]
+        for key in ("mlp_ie", "attn_ie", "knockout", "lens_top1"):
+            assert m[key] == pytest.approx(card[key], abs=2e-3), (lang, key)
         for target in CARD["mechanism_met"][lang]:
             assert m["targets"][target], (lang, target, m)
 
