@@ -111,7 +111,12 @@ def _world(source: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
         pass
     try:
         world = importlib.import_module(f"interp.embedded.{folder}.world")
-        for table, fields in (("COUNTRIES", ("name", "capital")), ("PEOPLE", ("name",))):
+        # Chinese names too where the world has them (tiny-facts-2): "法国的首都是" suggests 法国
+        tables = (
+            ("COUNTRIES", ("name", "capital", "zh_name", "zh_capital")),
+            ("PEOPLE", ("name", "zh_name")),
+        )
+        for table, fields in tables:
             for row in getattr(world, table, ()):
                 names.extend(getattr(row, f) for f in fields if isinstance(getattr(row, f, None), str))
     except ImportError:

@@ -1,15 +1,17 @@
 """How attention injects context: E' = E + ΔE at an ambiguous word ("apple" after a tech fair vs a kitchen).
 
-    interp run context-injection [--quick] [--out DIR] [--model PATH_OR_ID] [--seed N]
+    interp run context-injection [--quick] [--out DIR] [--model PATH_OR_ID] [--lang en|zh] [--seed N]
                                  [--words apple,python] [--texts FILE] [--pairs-per-word N]
                                  [--prompts FILE] [--backend local|ray] [--workers N] [--address RAY] [--resume]
 
-Prompts come from the tiny-facts world: "<scene>. Later she mentioned the apple, meaning the" → " company"
-or " fruit"; or from --prompts FILE (CSV, JSONL or TSV; a DataFrame through `run`) with columns prompt,
-word, sense, answer, split (train, test or heldout: the probe trains on train and tests on the rest), each prompt
-"<scene>. <bridge naming the word>". The patching sweep runs one pair per row through
-`interp.scale.Pool`: in-process by default, or on --workers Ray workers (--backend ray), with the same
-numbers; its shards are written under OUT/shards/ and --resume skips those already written. A *pair* is the same word and bridge after scenes of its two senses, with equal token counts,
+Prompts come from the model's world (`experiments.worlds`; tiny-facts-2 in English or Chinese with
+`--lang`): "<scene>. Later she mentioned the apple, meaning the" → " company" or " fruit";
+"<scene>。后来她提到了苹果，指的是" → "公司" or "水果"; or from --prompts FILE (CSV, JSONL or TSV; a DataFrame
+through `run`) with columns prompt, word, sense, answer, split (train, test or heldout: the probe trains on
+train and tests on the rest), each prompt "<scene>. <bridge naming the word>" in the world's language. The
+patching sweep runs one pair per row through `interp.scale.Pool`: in-process by default, or on --workers Ray
+workers (--backend ray), with the same numbers; its shards are written under OUT/shards/ and --resume skips
+those already written. A *pair* is the same word and bridge after scenes of its two senses, with equal token counts,
 both answered correctly. Ordinary text (default: trained fact prompts; or one text per line of --texts)
 is the baseline. Position "token" is the ambiguous word (for ordinary text, every token but the first
 and the last), "prediction" the last position. Layer l is the residual entering block l; layer n_layers
@@ -53,11 +55,10 @@ import pandas as pd
 import torch
 
 from experiments import reporting as R
+from experiments.worlds import World
 from interp.analysis import Head, Resid, context_flow, denoise, flow_graph, logit_diff, subject_span
 from interp.analysis.probe import LinearProbe, probe_layers, probe_patch
 from interp.analysis.scoring import score_answers
-from interp.embedded.tiny_facts.corpus import disambiguation_examples, fact_examples
-from interp.embedded.tiny_facts.world import POLYSEMES
 from interp.scale import Pool
 from interp.transformer import HookedTransformer
 
@@ -88,7 +89,7 @@ class Item:
     prompt: str
     word: str
     sense: str
-    label: int  # index of the sense in POLYSEMES[word]: the probe's target
+    label: int  # index of the sense in the world's polysemes[word]: the probe's target
     split: str
     sense_id: int
     n_tokens: int
@@ -98,10 +99,10 @@ class Item:
     correct: bool
 
 
-def examples_from(args: argparse.Namespace) -> list[Any]:
+def examples_from(args: argparse.Namespace, world: World) -> list[Any]:
     """The disambiguation prompts: the world's, or the rows of --prompts (a file or a DataFrame)."""
     if args.prompts is None:
-        return list(disambiguation_examples())  # Examples: the same attributes
+        return world.disambiguation(list(world.polysemes))  # Examples: the same attributes
     from interp.scale import PromptFileError, read_prompts
 
     try:
@@ -117,22 +118,22 @@ def examples_from(args: argparse.Namespace) -> list[Any]:
     ]  # fmt: skip
 
 
-def senses_of(examples: list[Any]) -> dict[str, list[str]]:
+def senses_of(examples: list[Any], world: World) -> dict[str, list[str]]:
     """Each word's senses in a fixed order (the probe's labels 0, 1): the world's, else first-seen order."""
     out: dict[str, list[str]] = {}
     for e in examples:
-        known = [s for _, s in POLYSEMES[e.subject]] if e.subject in POLYSEMES else None
+        known = [s for _, s in world.polysemes[e.subject]] if e.subject in world.polysemes else None
         out.setdefault(e.subject, known or [])
         if known is None and e.relation not in out[e.subject]:
             out[e.subject].append(e.relation)
     return out
 
 
-def build_items(model: HookedTransformer, words: list[str], examples: list[Any]) -> list[Item]:
+def build_items(model: HookedTransformer, world: World, words: list[str], examples: list[Any]) -> list[Item]:
     examples = [e for e in examples if e.subject in words]
     if not examples:
         raise R.UsageError(f"no disambiguation prompts for the words {words}")
-    senses = senses_of(examples)
+    senses = senses_of(examples, world)
     scored = score_answers(model, [e.prompt for e in examples], [e.answer for e in examples])
     items = []
     for i, e in enumerate(examples):
@@ -140,8 +141,8 @@ def build_items(model: HookedTransformer, words: list[str], examples: list[Any])
         row = scored.tokens[i : i + 1, :n]
         label = senses[e.subject].index(e.relation)
         try:
-            word_pos = subject_span(model, row, " " + e.subject)[1] - 1
-            scene = subject_span(model, row, e.prompt.split(". ", 1)[0] + ".")
+            word_pos = subject_span(model, row, world.word_text(e.subject))[1] - 1  # no scene holds the word
+            scene = subject_span(model, row, world.split_scene(e.prompt)[0])
         except ValueError as err:
             raise R.UsageError(
                 f"prompt {e.prompt!r}: {err} (expected '<scene>. <bridge naming the word>')"
@@ -153,12 +154,12 @@ def build_items(model: HookedTransformer, words: list[str], examples: list[Any])
     return items
 
 
-def select_pairs(items: list[Item], per_word: int, rng: random.Random) -> list[Pair]:
+def select_pairs(items: list[Item], per_word: int, rng: random.Random, world: World) -> list[Pair]:
     """Length-matched (sense 0, sense 1) pairs of correctly answered prompts, round-robin over bridges."""
     by_bridge: dict[tuple[str, str], list[Item]] = defaultdict(list)
     for it in items:
         if it.correct:
-            by_bridge[(it.word, it.prompt.split(". ", 1)[1])].append(it)
+            by_bridge[(it.word, world.split_scene(it.prompt)[1])].append(it)
     pools: dict[str, list[list[Pair]]] = defaultdict(list)
     for (word, _), group in sorted(by_bridge.items()):
         zeros, ones = [a for a in group if a.label == 0], [b for b in group if b.label == 1]
@@ -491,13 +492,13 @@ def findings(t: dict[str, pd.DataFrame]) -> list[str]:
 
 
 def write_report(
-    out: Path, model: HookedTransformer, args: argparse.Namespace, t: dict[str, pd.DataFrame]
+    out: Path, model: HookedTransformer, args: argparse.Namespace, t: dict[str, pd.DataFrame], world: World
 ) -> Path:
     patch, prompts, flow = t["patching.csv"], t["prompts.csv"], t["head_flow.csv"]
     kinds = (("all", "logit_diff"), ("prediction", "logit_diff"), ("token", "logit_diff"), ("token", "probe"))
     mode = "quick" if args.quick else "full"
     setup = (
-        f"{R.env_summary(model, args.model)}; seed {args.seed}; {mode} settings. "
+        f"{R.env_summary(model, args.model)}; world {world.label}; seed {args.seed}; {mode} settings. "
         f"{int(patch.n_runs.max()) // 2} length-matched sense pairs for patching; the model answers "
         f"{int(prompts.correct.sum())} of {len(prompts)} disambiguation prompts correctly."
     )
@@ -539,28 +540,27 @@ def write_report(
 def run(args: argparse.Namespace) -> Path:
     out = R.output_dir(args.out)
     cfg = SETTINGS["quick" if args.quick else "full"]
-    examples = examples_from(args)
+    world = R.world(args)
+    examples = examples_from(args, world)
     known = list(dict.fromkeys(e.subject for e in examples))
     words = R.csv_list(args.words) or known
     unknown = [w for w in words if w not in known]
     if unknown:
-        raise R.UsageError(f"unknown --words {unknown}; known: {', '.join(known)}")
+        raise R.UsageError(f"unknown --words {unknown}; the {world.label} prompts know: {', '.join(known)}")
     if args.pairs_per_word is not None and args.pairs_per_word < 1:
         raise R.UsageError(f"--pairs-per-word must be >= 1, got {args.pairs_per_word}")
     texts = R.read_lines(args.texts, "--texts") if args.texts else None
     model = R.load_model(args.model)
     rng = random.Random(args.seed)
-    items = build_items(model, words, examples)
-    pairs = select_pairs(items, args.pairs_per_word or cfg["pairs_per_word"], rng)
+    items = build_items(model, world, words, examples)
+    pairs = select_pairs(items, args.pairs_per_word or cfg["pairs_per_word"], rng, world)
     if not pairs:
         raise R.UsageError(
             f"no sense pairs: the model answers {sum(i.correct for i in items)} of {len(items)} prompts for "
             f"{words} correctly, and none form a length-matched pair of both senses"
         )
     if texts is None:
-        texts = rng.sample(
-            [e.prompt for e in fact_examples() if e.split == "train" and e.kind == "fact"], cfg["ordinary"]
-        )
+        texts = rng.sample(world.ordinary_texts(), cfg["ordinary"])
     probe_df, final_probe, probed = probe(model, items, cfg["probe_max"], args.seed)
     paired = {it.prompt_id for pair in pairs for it in pair}
     sets = (("pairs", paired), ("probe", probed))
@@ -581,12 +581,12 @@ def run(args: argparse.Namespace) -> Path:
     chk = checks(t["patching.csv"], t["head_flow.csv"], t["probe.csv"])
     t["checks.csv"] = R.write_csv(chk, out, "checks.csv", COLUMNS["checks.csv"])
     plot_all(out, model, t, pairs[0][0])
-    return write_report(out, model, args, t)
+    return write_report(out, model, args, t, world)
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = R.base_parser(NAME, "How attention injects disambiguating context into ambiguous tokens.")
-    p.add_argument("--words", help=f"comma-separated ambiguous words (default: all {len(POLYSEMES)})")
+    p.add_argument("--words", help="comma-separated ambiguous words (default: all of the world's)")
     p.add_argument(
         "--prompts",
         type=Path,

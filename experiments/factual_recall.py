@@ -1,14 +1,16 @@
 """How MLPs recall facts: causal tracing, attention knockout, MLP ablation, knowledge neurons, logit lens.
 
-    interp run factual-recall [--quick] [--out DIR] [--model PATH_OR_ID] [--seed N]
+    interp run factual-recall [--quick] [--out DIR] [--model PATH_OR_ID] [--lang en|zh] [--seed N]
                               [--relations capital,language] [--prompts FILE] [--n-facts N]
                               [--backend local|ray] [--workers N] [--address RAY] [--resume]
 
-Facts are the tiny-facts world's trained template-0 prompts ("The capital of France is" → " Paris",
-"Dylan Sawyer was born in" → ...) that the model answers correctly (top-1 = the answer's first token),
-France's capital first; or the rows of --prompts FILE: a CSV or JSONL with columns prompt, subject, answer
-(and optionally relation), or a TSV of "prompt<TAB>subject<TAB>answer" lines (the answer verbatim, usually
-with its leading space: " Paris"; only its first token is scored); `run` also takes a DataFrame there.
+Facts are the model's world's trained template-0 prompts (`experiments.worlds`: tiny-facts' for
+`tiny-facts`, tiny-facts-2's in English or Chinese for `tiny-facts-2` with `--lang`: "The capital of
+France is" → " Paris", "法国的首都是" → "巴黎", "Jordan Carter was born in" → ...) that the model answers
+correctly (top-1 = the answer's first token), France's capital first; or the rows of --prompts FILE: a CSV
+or JSONL with columns prompt, subject, answer (and optionally relation), or a TSV of
+"prompt<TAB>subject<TAB>answer" lines (the answer verbatim, usually with its leading space in English:
+" Paris"; only its first token is scored); `run` also takes a DataFrame there.
 The per-fact sweeps (tracing, knockout, ablation, lens) run through `interp.scale.Pool`: in-process by
 default, or on --workers Ray workers (--backend ray), with the same numbers; their shards are written under
 OUT/shards/ and --resume skips those already written. Token roles
@@ -25,7 +27,8 @@ CSVs (columns in order):
                         tokens before the subject have role "before subject" (the noise cannot reach them)
 - trace_summary.csv     kind, role, layer, mean_ie (mean over facts of the per-fact role mean), n_facts
 - knockout.csv          fact, sources (subject|non-subject|last), layer, first_layer, last_layer, p_base,
-                        p_new, relative_change ((p_new − p_base) / p_base; edges last → sources blocked)
+                        p_new, relative_change ((p_new − p_base) / p_base; edges last → sources blocked;
+                        no row where a sliding attention window leaves the last token no other key)
 - knockout_summary.csv  sources, layer, mean_relative_change, n_facts
 - mlp_ablation.csv      fact, method (zero|mean), where (subject|last), layer, p_base, p_ablated,
                         relative_change
@@ -66,9 +69,9 @@ import torch
 
 import interp
 from experiments import reporting as R
+from experiments.worlds import World
 from interp.analysis import Neuron, knowledge_neurons, neuron_effects, neuron_vocab, subject_span
 from interp.analysis.scoring import score_answers
-from interp.embedded.tiny_facts.corpus import FACT_TEMPLATES, fact_examples, render, training_documents
 from interp.sae.evaluate import COLUMNS as GT_COLUMNS
 from interp.scale import Pool, tasks
 from interp.transformer import HookedTransformer
@@ -128,8 +131,8 @@ class Fact:
         return out or ["before subject"]  # kept in the raw table (IE = 0 by construction), not averaged
 
 
-def candidates(args: argparse.Namespace) -> list[tuple[str, str, str, str]]:
-    """(prompt, subject, relation, answer) from --prompts (a file or DataFrame) or the template-0 prompts."""
+def candidates(args: argparse.Namespace, world: World) -> list[tuple[str, str, str, str]]:
+    """(prompt, subject, relation, answer) from --prompts (a file or DataFrame) or the world's template-0 prompts."""
     if args.prompts is not None:
         from interp.scale import PromptFileError, read_prompts
 
@@ -143,19 +146,19 @@ def candidates(args: argparse.Namespace) -> list[tuple[str, str, str, str]]:
             (str(p), str(s), str(r), str(a))
             for p, s, r, a in zip(df.prompt, df.subject, relation, df.answer, strict=True)
         ]
-    relations = R.csv_list(args.relations) or list(FACT_TEMPLATES)
-    unknown = [r for r in relations if r not in FACT_TEMPLATES]
+    relations = R.csv_list(args.relations) or list(world.relations)
+    unknown = [r for r in relations if r not in world.relations]
     if unknown:
-        raise R.UsageError(f"unknown --relations {unknown}; known: {', '.join(FACT_TEMPLATES)}")
-    return [
-        (e.prompt, e.subject, e.relation, e.answer)
-        for e in fact_examples()
-        if e.relation in relations and e.prompt == render(FACT_TEMPLATES[e.relation][0], e.subject)
-    ]
+        raise R.UsageError(
+            f"unknown --relations {unknown}; the {world.name} world knows: {', '.join(world.relations)}"
+        )
+    return [(e.prompt, e.subject, e.relation, e.answer) for e in world.facts(relations)]
 
 
-def select_facts(model: HookedTransformer, rows: list, n: int, rng: random.Random) -> list[Fact]:
-    """The facts the model gets right (France's capital first when present), at most n."""
+def select_facts(
+    model: HookedTransformer, rows: list, n: int, rng: random.Random, first_prompt: str
+) -> list[Fact]:
+    """The facts the model gets right (`first_prompt`, France's capital, first when present), at most n."""
     if not rows:
         raise R.UsageError("the prompt set is empty")
     try:
@@ -174,7 +177,7 @@ def select_facts(model: HookedTransformer, rows: list, n: int, rng: random.Rando
         right.append((prompt, subject, relation, answer, *span, length, int(scored.answers[i])))
     if not right:
         raise R.UsageError(f"the model answers none of the {len(rows)} facts correctly; nothing to trace")
-    first = [r for r in right if r[0] == "The capital of France is"]
+    first = [r for r in right if r[0] == first_prompt]
     rest = [r for r in right if r not in first]
     chosen = first + rng.sample(rest, min(len(rest), n - len(first)))
     return [Fact(i, *r) for i, r in enumerate(chosen)]
@@ -225,14 +228,17 @@ def mlp_ablation(pool: Pool, data: pd.DataFrame, reference: torch.Tensor, shard:
     return df.rename(columns={"row": "fact"})
 
 
-def mean_reference(model: HookedTransformer, seed: int, rows: int = 16, length: int = 32) -> torch.Tensor:
-    """Token windows of running corpus text (rows × length tokens, no BOS) as the mean-ablation reference.
+def mean_reference(
+    model: HookedTransformer, world: World, seed: int, rows: int = 16, length: int = 32
+) -> torch.Tensor:
+    """Token windows of the world's running corpus text (rows × length tokens, no BOS) as the mean-ablation
+    reference.
 
     The sweep averages over every row and position of it (`per_position=False`), so each MLP's mean is
     over rows × length tokens of ordinary text, wherever the prompt's subject sits. (`ablate` never
     averages padding in: its mean counts real tokens only; these windows simply have none.)
     """
-    text = " ".join(training_documents(4 * rows, seed=seed + 1))
+    text = " ".join(world.documents(4 * rows, seed + 1))
     ids = model.to_tokens(text, prepend_bos=False)[0][: rows * length]
     if ids.numel() < rows * length:
         raise R.UsageError("the mean-ablation reference text is too short for this tokenizer")
@@ -489,12 +495,18 @@ def best_values(table: pd.DataFrame, k: int = 8) -> pd.DataFrame:
 
 
 def write_report(
-    out: Path, model: HookedTransformer, args: argparse.Namespace, t: dict[str, pd.DataFrame], window: int
+    out: Path,
+    model: HookedTransformer,
+    args: argparse.Namespace,
+    t: dict[str, pd.DataFrame],
+    window: int,
+    world: World,
 ) -> Path:
     tr, kn = t["trace_summary.csv"], t["knowledge_neurons.csv"]
     kn_cols = "fact rank layer neuron attribution answer_vocab_rank suppress_change amplify_change".split()
+    prompts = f"prompts from {args.prompts}" if args.prompts else f"world {world.label}"
     setup = (
-        f"{R.env_summary(model, args.model)}; seed {args.seed}; {'quick' if args.quick else 'full'} "
+        f"{R.env_summary(model, args.model)}; {prompts}; seed {args.seed}; {'quick' if args.quick else 'full'} "
         f"settings; {len(t['facts.csv'])} facts the model answers correctly; MLP/attention trace and "
         f"knockout window {window}."
     )
@@ -552,11 +564,13 @@ def run(args: argparse.Namespace) -> Path:
     cfg = SETTINGS["quick" if args.quick else "full"]
     if args.n_facts is not None and args.n_facts < 1:
         raise R.UsageError(f"--n-facts must be >= 1, got {args.n_facts}")
-    rows = candidates(args)
+    world = R.world(args)
+    rows = candidates(args, world)
     model = R.load_model(args.model)
     n = model.cfg.n_layers
     window = max(1, round(n * 10 / 48))
-    facts = select_facts(model, rows, args.n_facts or cfg["n_facts"], random.Random(args.seed))
+    n_facts = args.n_facts or cfg["n_facts"]
+    facts = select_facts(model, rows, n_facts, random.Random(args.seed), world.first_prompt)
     facts_df = pd.DataFrame([asdict(f) for f in facts])
     data = facts_df.assign(seed=args.seed)  # every fact's noise from --seed, in any shard, on any worker
 
@@ -566,7 +580,7 @@ def run(args: argparse.Namespace) -> Path:
     with R.open_pool(args, model) as pool:
         raw, summary, te = trace(pool, facts, data, cfg["n_samples"], window, shard)
         ko = knockouts(pool, data, window, shard)
-        abl = mlp_ablation(pool, data, mean_reference(model, args.seed), shard)
+        abl = mlp_ablation(pool, data, mean_reference(model, world, args.seed), shard)
         lens_df = lens(pool, data, shard)
     facts_df[["p_clean", "p_corrupted", "total_effect"]] = te
     kn, groups = neurons(model, facts[: cfg["kn_facts"]])
@@ -600,14 +614,12 @@ def run(args: argparse.Namespace) -> Path:
     t = {name: R.write_csv(df, out, name, COLUMNS[name]) for name, df in raw_tables.items()}
     t["checks.csv"] = R.write_csv(checks(t, window), out, "checks.csv", COLUMNS["checks.csv"])
     plot_all(out, t)
-    return write_report(out, model, args, t, window)
+    return write_report(out, model, args, t, window, world)
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = R.base_parser(NAME, "How MLPs recall facts: causal tracing, knockout, ablation, neurons, logit lens.")
-    p.add_argument(
-        "--relations", help=f"comma-separated relations (default: all of {', '.join(FACT_TEMPLATES)})"
-    )
+    p.add_argument("--relations", help="comma-separated relations (default: every relation of the world)")
     p.add_argument(
         "--prompts",
         type=Path,

@@ -1,7 +1,7 @@
 """Shared plumbing for the experiment scripts: arguments, clear usage errors, CSVs, plots and report.md.
 
 Every experiment (`experiments/*.py`, also run by `interp run NAME`) parses the same core arguments
-(`--out`, `--model`, `--quick`, `--seed`), writes tidy CSVs, then builds its report *from the CSVs it just
+(`--out`, `--model`, `--lang`, `--quick`, `--seed`), writes tidy CSVs, then builds its report *from the CSVs it just
 wrote*, so a number in report.md is always one that can be found in a CSV. Numbers are formatted with
 `fmt` (3 decimals) everywhere, and `parse_md_tables` reads the report's tables back for the tests.
 """
@@ -16,10 +16,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from interp.embedded import DEFAULT
+
 if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.figure import Figure
 
+    from experiments.worlds import World
     from interp.transformer import HookedTransformer
 
 
@@ -31,7 +34,13 @@ def base_parser(name: str, description: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=f"interp run {name}", description=description)
     p.add_argument("--out", type=Path, default=Path("runs") / name, help=f"output folder (runs/{name}/)")
     p.add_argument(
-        "--model", default=None, help="embedded name, local folder or hub id (default: tiny-facts)"
+        "--model", default=None, help=f"embedded name, local folder or hub id (default: {DEFAULT})"
+    )
+    p.add_argument(
+        "--lang",
+        choices=("en", "zh"),
+        default=None,
+        help="the world's language: en (default) or zh (tiny-facts-2 is bilingual)",
     )
     p.add_argument("--quick", action="store_true", help="small settings for CI (seconds)")
     p.add_argument("--seed", type=int, default=0, help="seed for sampling prompts, noise and probes")
@@ -75,6 +84,16 @@ def output_dir(path: Path) -> Path:
     except OSError as e:
         raise UsageError(f"output folder {path} is not writable ({e.strerror or e})") from None
     return path
+
+
+def world(args: argparse.Namespace) -> World:
+    """The world the experiment draws its prompts from (`experiments.worlds`), by --model and --lang."""
+    from experiments.worlds import WorldError, world_for
+
+    try:
+        return world_for(args.model, args.lang)
+    except WorldError as e:
+        raise UsageError(str(e)) from None
 
 
 def load_model(name: str | None) -> HookedTransformer:
@@ -307,7 +326,7 @@ def env_summary(model: HookedTransformer, name: str | None) -> str:
     """One line naming the model and its shape, for a report's setup paragraph."""
     cfg = model.cfg
     return (
-        f"model `{name or 'tiny-facts'}`: {cfg.n_layers} layers, d_model {cfg.d_model}, {cfg.n_heads} heads, "
+        f"model `{name or DEFAULT}`: {cfg.n_layers} layers, d_model {cfg.d_model}, {cfg.n_heads} heads, "
         f"d_mlp {cfg.d_mlp}"
     )
 

@@ -40,6 +40,7 @@ from interp.analysis import (
     prob,
     subject_span,
 )
+from interp.analysis.engine import layer_window
 from interp.analysis.scoring import answer_token
 from interp.analysis.tracing import KINDS
 from interp.transformer import HookedTransformer
@@ -102,12 +103,30 @@ def knockout_row(model: HookedTransformer, row: Row, seed: int, *, window: int =
         "non-subject": [p for p in range(1, last) if p not in subject],
         "last": [last],
     }
-    df = knockout_sweep(
-        model, row["prompt"], {k: v for k, v in sets.items() if v}, window=window, answer=answer_of(model, row),
-        progress=False,
-    )  # fmt: skip
+    answer = answer_of(model, row)
+    frames = [
+        knockout_sweep(model, row["prompt"], {name: src}, window=window, answer=answer, layers=layers, progress=False)
+        for name, src in sets.items()
+        if src and (layers := _open_layers(model, src, last, window))
+    ]  # fmt: skip
+    df = pd.concat(frames, ignore_index=True)
     df.attrs = {}
     return df
+
+
+def _open_layers(model: HookedTransformer, sources: list[int], dest: int, window: int) -> list[int]:
+    """The layers whose knockout window leaves `dest` a key to attend to in every one of its layers.
+
+    Under a sliding attention window (tiny-facts-2's layer 0 sees only its own token) blocking last →
+    last would empty the query's softmax: that edge set measures nothing there, so it has no row.
+    """
+    n = model.cfg.n_layers
+
+    def has_key(layer: int) -> bool:
+        w = model.config.window(layer)
+        return any(k not in sources for k in range(0 if w is None else max(0, dest - w + 1), dest + 1))
+
+    return [c for c in range(n) if all(has_key(layer) for layer in layer_window(c, window, n))]
 
 
 def ablation_row(

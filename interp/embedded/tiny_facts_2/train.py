@@ -34,13 +34,14 @@ from interp.transformer import lm_loss
 
 DEFAULT_OUT = weights_dir("tiny-facts-2")
 CHECKPOINT = "checkpoint.pt"
+THREADS = 2  # torch threads, part of the recipe: another count gives other bits
 
 
 @dataclass(frozen=True)
 class Recipe:
     """Everything that decides the checkpoint; written into eval.json."""
 
-    steps: int = 2400
+    steps: int = 6000
     batch_size: int = 64  # documents per step, one per row
     lr: float = 3e-3
     warmup: int = 100
@@ -252,9 +253,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--quick", action="store_true", help="a tiny config for a few dozen steps (tests)")
     p.add_argument("--no-eval", action="store_true", help="skip the evaluation (eval.json keeps the loss)")
     args = p.parse_args(argv)
-    # One thread: on a shared 2-core machine two threads spin on each other (measured 0.78 s/step with 1
-    # thread vs 4.4 s/step with 2 under load). Bit-identity holds for a fixed thread count.
-    torch.set_num_threads(1)
+    # Two threads, fixed: bit-identity holds for a fixed thread count. On idle cores 2 threads take 0.36 s per
+    # step against 0.54 s with 1; under load two threads spin on each other (4.4 s against 0.78 s measured),
+    # so train on an otherwise quiet machine, or at a higher priority than the rest (`nice -n -5`).
+    torch.set_num_threads(THREADS)
     recipe = QUICK if args.quick else Recipe()
     overrides = {k: v for k, v in (("steps", args.steps), ("seed", args.seed)) if v is not None}
     recipe = Recipe(**{**asdict(recipe), "mix": recipe.mix, **overrides})
