@@ -323,3 +323,23 @@ def test_dla_cells_give_transformer_lens_numbers_processed_and_not():
             torch.testing.assert_close(
                 ours["final"][0] + ours["unembed_bias"].mean(), diff, atol=1e-4, rtol=0
             )
+
+
+def test_activation_patching_demo_every_and_by_pos_sweeps_equal_tl():
+    """The demo's remaining sweeps (block_every, attn_head_*_every, attn_head_out_by_pos), interp vs TL."""
+    model, ref = _pair()
+    clean = model.to_tokens("When John and Mary went to the store, John gave")
+    corrupted = model.to_tokens("When John and Mary went to the store, Mary gave")
+    mary, john = model.to_single_token(" Mary"), model.to_single_token(" John")
+
+    def metric(logits):
+        return logits[0, -1, mary] - logits[0, -1, john]
+
+    _, clean_cache = model.run_with_cache(clean)
+    _, ref_cache = ref.run_with_cache(clean)
+    for fn in (patching.get_act_patch_block_every, patching.get_act_patch_attn_head_all_pos_every,
+               patching.get_act_patch_attn_head_out_by_pos, patching.get_act_patch_attn_head_by_pos_every):  # fmt: skip
+        ours = torch.as_tensor(fn(model, corrupted, clean_cache, metric))
+        theirs = torch.as_tensor(fn(ref, corrupted, ref_cache, metric))
+        assert ours.abs().max() > 1e-3, fn  # the sweep moved the metric somewhere
+        torch.testing.assert_close(ours, theirs, atol=1e-4, rtol=0, msg=str(fn))
