@@ -125,7 +125,7 @@ def test_flow_graph_click_an_edge_or_a_node_opens_its_lens_and_head(url, driver,
     b15.open_page(driver, url, view="flow", threshold="0", flow_residual="0")
     rules = base.wait_for(driver, "the flow graph", lambda d: svg_marks(d, "flow_graph", "mark-rule"))
     assert len(rules) == len(heads)
-    ends = {tuple(r.get_attribute(a) for a in ("x1", "y1", "x2", "y2")) for r in rules}
+    ends = {tuple(r.get_attribute(a) for a in ("transform", "x2", "y2")) for r in rules}  # start, end
     assert len(ends) == len(heads)  # no two lines drawn on top of each other
 
     best = heads.sort_values("importance", ascending=False).iloc[0]
