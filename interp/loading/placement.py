@@ -2,9 +2,9 @@
 
 Blocks are the unit of placement (accelerate's `no_split_module_classes`); the embeddings, the final norm and
 the unembedding are units too, placed as accelerate's `infer_auto_device_map` decides. A unit on "disk" is
-written to `offload_folder` as its tensors stream in (accelerate's memory-mapped `.dat` format and
-`index.json`) and never held in memory; accelerate's `AlignDevicesHook`s then bring it in block by block for
-each forward and drop it after. Two things are interp's own:
+copied straight into memory-mapped files in `offload_folder` as its tensors stream in (accelerate's `.dat`
+format and `index.json`) and never held in anonymous memory; accelerate's `AlignDevicesHook`s then bring it
+in block by block for each forward (mapped from its files) and drop it after. Two things are interp's own:
 
 - the token embedding is never offloaded: interp reads W_E outside the embedding's forward (the tied
   unembedding, the token device, causal tracing's noise scale), so it stays resident, and its device is the
