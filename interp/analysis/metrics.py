@@ -127,7 +127,11 @@ def prob(target: Targets, reduce: bool = True) -> Metric:
 
 
 def _picked(
-    factory: Callable[..., Metric], name: str, transform: Callable[[Tensor], Tensor], target: Targets, reduce: bool
+    factory: Callable[..., Metric],
+    name: str,
+    transform: Callable[[Tensor], Tensor],
+    target: Targets,
+    reduce: bool,
 ) -> Metric:
     """The metric transform(logits)[..., target] (an UnboundMetric while the target is text)."""
     unbound = _textual(factory, name, target, reduce=reduce)

@@ -142,7 +142,13 @@ def causal_trace(
     names = model.to_str_tokens(clean.tokens[0]) if model.tokenizer else clean.tokens[0].tolist()
     df = pd.DataFrame(
         [
-            {"kind": site.kind, "layer": layer, "pos": pos, "token": names[pos], "subject": start <= pos < end}
+            {
+                "kind": site.kind,
+                "layer": layer,
+                "pos": pos,
+                "token": names[pos],
+                "subject": start <= pos < end,
+            }
             for layer, pos in grid
         ]
     )
@@ -166,7 +172,9 @@ def _site_for_kind(kind: str | None, site: type[Site]) -> type[Site]:
     if kind not in KINDS:
         raise ValueError(f"kind must be 'resid', 'mlp' or 'attn', got {kind!r}")
     warnings.warn(
-        "causal_trace(kind=...) is deprecated: pass site=ResidPost, MLP or Attn", DeprecationWarning, stacklevel=3
+        "causal_trace(kind=...) is deprecated: pass site=ResidPost, MLP or Attn",
+        DeprecationWarning,
+        stacklevel=3,
     )
     return KINDS[kind]
 
