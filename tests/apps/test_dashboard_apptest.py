@@ -349,7 +349,7 @@ def test_compare_view_shows_both_prompts_and_keeps_the_second_in_the_url(model):
 
 def test_features_view_without_dictionaries_says_so(monkeypatch):
     monkeypatch.delenv("INTERP_DASHBOARD_SAES", raising=False)
-    at = ok(app(view="features"))
+    at = ok(app(view="features", model="tiny-facts-2"))  # tiny-facts ships dictionaries; tiny-facts-2 none
     assert any("No dictionary is available for this model" in i.value for i in at.info)
 
 
@@ -365,7 +365,7 @@ def test_features_view_lists_latents_and_ablates_one_live(model, tmp_path, monke
             p.copy_(0.2 * torch.randn(p.shape, generator=gen))
     save(sae, tmp_path / "seeded-topk")
     monkeypatch.setenv("INTERP_DASHBOARD_SAES", str(tmp_path / "seeded-topk"))
-    at = ok(app(view="features"))
+    at = ok(app(view="features", sae="seeded-topk"))  # not the shipped ones, offered first
     expected = prompt_latents(model, sae, PROMPT, k=3)
     shown = frame(at, "latent")
     assert shown["latent"].tolist() == expected["latent"].tolist()
