@@ -140,3 +140,19 @@ def test_other_architecture(script, capsys, tmp_path):
     code, _, err = run(script, args, capsys)
     assert code == 0, err
     assert pd.read_csv(tmp_path / "o" / "trace_summary.csv").layer.max() == 1
+
+
+def test_dictionary_section_scores_the_shipped_dictionaries(out):
+    """The report's ground-truth section runs on the dictionaries shipped with tiny-facts (no training)."""
+    summary = pd.read_csv(out / "dictionary_summary.csv").set_index("sae")
+    assert list(summary.index) == ["resid-0", "transcoder-0"]
+    table = pd.read_csv(out / "dictionary.csv")
+    for sae, rows in table.groupby("sae"):
+        assert summary.loc[sae, "mean_f1"] == pytest.approx(rows.f1.mean())
+        assert summary.loc[sae, "share_f1_ge_0.9"] == pytest.approx((rows.f1 >= 0.9).mean())
+        assert (
+            (rows.f1 >= 0) & (rows.f1 <= 1)
+        ).all() and rows.drop_pos.notna().sum() == 3  # quick: 3 ablated
+    report = (out / "report.md").read_text()
+    assert "Shipped dictionaries against the world's ground truth" in report
+    assert f"resid-0 {fmt(summary.loc['resid-0', 'share_f1_ge_0.9'])} (null" in report

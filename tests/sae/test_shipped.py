@@ -61,7 +61,7 @@ def test_measured_figures_match_the_card(model, docs, name) -> None:
     l0 = float((acts > 0).float().sum(-1).mean())
     assert ev == pytest.approx(card["explained_variance"], abs=0.03), (ev, card["explained_variance"])
     assert l0 == pytest.approx(card["l0"], abs=max(1.0, 0.15 * card["l0"])), (l0, card["l0"])
-    assert ev > 0.7 and l0 < 64  # a dictionary that reconstructs, sparsely
+    assert ev > 0.9 and l0 < 128  # a dictionary that reconstructs, sparsely (of 1024 latents)
 
 
 @pytest.mark.parametrize("name", NAMES)
