@@ -219,7 +219,10 @@ def test_4_a_copied_link_keeps_every_setting(url, driver):
     type_into(driver, "n_new", "5")
     base.wait_for(driver, "n_new in the URL", lambda d: base.query(d).get("n_new") == ["5"])
     fresh_copy(driver)
-    assert driver.find_element(by().CSS_SELECTOR, ".st-key-n_new input").get_attribute("value") == "5"
+    box = base.wait_for(
+        driver, "the new-tokens box", lambda d: d.find_elements(by().CSS_SELECTOR, ".st-key-n_new input")
+    )[0]
+    assert box.get_attribute("value") == "5"
 
     open_page(driver, url, view="tracing")
     click_label(driver, "neuron_pos", "last token")
