@@ -109,7 +109,8 @@ def alerts(driver) -> str:
 def type_into(driver, key: str, text: str) -> None:
     from selenium.webdriver.common.keys import Keys
 
-    box = driver.find_element(by().CSS_SELECTOR, f".st-key-{key} input, .st-key-{key} textarea")
+    css = f".st-key-{key} input, .st-key-{key} textarea"
+    box = base.wait_for(driver, f"the {key} box", lambda d: d.find_elements(by().CSS_SELECTOR, css))[0]
     box.send_keys(Keys.CONTROL, "a")
     box.send_keys(Keys.DELETE)
     box.send_keys(text, Keys.ENTER)
