@@ -96,6 +96,22 @@ def prepare(model: HookedTransformer, input: Input | Prompt, prepend_bos: bool |
     return Prompt(tokens, None if bool(mask.all()) else mask)
 
 
+def one_prompt(
+    model: HookedTransformer, prompt: Input, pos: int, caller: str, pos_name: str
+) -> tuple[Tensor, int]:
+    """The tokens [1, n] of a single prompt and `pos` made non-negative (negative counts from the end).
+
+    `caller` ("explain_head explains") and `pos_name` ("dest") word the errors for a batch or a bad position.
+    """
+    tokens = prepare(model, prompt).tokens
+    if tokens.shape[0] != 1:
+        raise ValueError(f"{caller} one prompt, got a batch of {tokens.shape[0]}")
+    n = tokens.shape[1]
+    if not -n <= pos < n:
+        raise ValueError(f"{pos_name} {pos} out of range for a {n}-token prompt")
+    return tokens, pos % n
+
+
 def check_aligned(a: Prompt, b: Prompt, names: tuple[str, str] = ("clean", "corrupted")) -> None:
     """Patching position by position needs both runs to have the same token layout."""
     if a.n_pos != b.n_pos:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import pandas as pd
 import torch
 
-from interp.analysis.runner import Input, prepare
+from interp.analysis.engine import Input, one_prompt
 from interp.analysis.specs import Attn, Head, Resid
 from interp.transformer import HookedTransformer
 
@@ -48,13 +48,7 @@ def explain_head(
 ) -> HeadExplanation:
     """Explain head `head` of `layer` at position `dest` (negative counts from the end) of one prompt."""
     Head(layer, head).validate(model)
-    tokens = prepare(model, prompt).tokens
-    if tokens.shape[0] != 1:
-        raise ValueError(f"explain_head explains one prompt, got a batch of {tokens.shape[0]}")
-    n = tokens.shape[1]
-    if not -n <= dest < n:
-        raise ValueError(f"dest {dest} out of range for a {n}-token prompt")
-    dest %= n
+    tokens, dest = one_prompt(model, prompt, dest, "explain_head explains", "dest")
     attn = model.blocks[layer].attn
     rotary = Head(layer, 0, part="rot_q").hook_name in model.hook_dict
     q_part, k_part = ("rot_q", "rot_k") if rotary else ("q", "k")
@@ -84,7 +78,7 @@ def explain_head(
     promoted = [model.tokenizer.decode([i]) for i in logits.topk(k).indices.tolist()]
     table = pd.DataFrame(
         {
-            "pos": range(n),
+            "pos": range(tokens.shape[1]),
             "token": model.to_str_tokens(tokens[0]),
             "q·k": dots.tolist(),
             "q·k/√d": scaled.tolist(),

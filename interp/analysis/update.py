@@ -23,7 +23,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from interp.analysis.runner import Input, prepare
+from interp.analysis.engine import Input, one_prompt
 from interp.analysis.specs import Attn, Head, Resid, ResidFinal
 from interp.cache import act_name
 from interp.transformer import HookedTransformer
@@ -60,13 +60,7 @@ def residual_update(
 ) -> ResidualUpdate:
     """E, ΔE = attn_out and E' = resid_mid of `layer` at `pos` (negative counts from the end), in tokens."""
     Head(layer, 0).validate(model)
-    tokens = prepare(model, prompt).tokens
-    if tokens.shape[0] != 1:
-        raise ValueError(f"residual_update reads one prompt, got a batch of {tokens.shape[0]}")
-    n = tokens.shape[1]
-    if not -n <= pos < n:
-        raise ValueError(f"pos {pos} out of range for a {n}-token prompt")
-    pos %= n
+    tokens, pos = one_prompt(model, prompt, pos, "residual_update reads", "pos")
     names = {
         "E": Resid(layer).hook_name,
         "dE": Attn(layer).hook_name,
