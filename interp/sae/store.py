@@ -39,14 +39,21 @@ class InMemoryStore:
         return self.x.shape[0]
 
     def batches(self, batch_size: int, generator: torch.Generator) -> Iterator[tuple[Tensor, Tensor]]:
-        n = len(self)
-        if n < batch_size:
-            raise ValueError(f"the store holds {n} tokens, fewer than one batch of {batch_size}")
-        while True:
-            order = torch.randperm(n, generator=generator)
-            for i in range(0, n - batch_size + 1, batch_size):
-                idx = order[i : i + batch_size]
-                yield self.x[idx], self.y[idx]
+        for idx in shuffled_batches(len(self), batch_size, generator):
+            yield self.x[idx], self.y[idx]
+
+
+def shuffled_batches(n: int, batch_size: int, generator: torch.Generator) -> Iterator[Tensor]:
+    """Endless index batches over n tokens: a fresh permutation each epoch, its last partial batch dropped.
+
+    Every store draws through this, so one seed gives the same batches from memory or from disk.
+    """
+    if n < batch_size:
+        raise ValueError(f"the store holds {n} tokens, fewer than one batch of {batch_size}")
+    while True:
+        order = torch.randperm(n, generator=generator)
+        for i in range(0, n - batch_size + 1, batch_size):
+            yield order[i : i + batch_size]
 
 
 Corpus = Sequence[str] | Tensor  # texts, or token ids [n_prompts, pos] (no padding)

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from interp.sae.store import shuffled_batches
 from interp.scale.collect import MANIFEST, site_key
 
 _DTYPES = {"F32": np.float32, "F16": np.float16, "F64": np.float64}
@@ -55,15 +56,9 @@ class ShardStore:
 
     def batches(self, batch_size: int, generator: torch.Generator) -> Iterator[tuple[Tensor, Tensor]]:
         """Endless shuffled batches, drawn as `InMemoryStore.batches` draws them."""
-        n = len(self)
-        if n < batch_size:
-            raise ValueError(f"the store holds {n} tokens, fewer than one batch of {batch_size}")
-        while True:
-            order = torch.randperm(n, generator=generator)
-            for i in range(0, n - batch_size + 1, batch_size):
-                idx = order[i : i + batch_size]
-                x = self._gather(self._x, idx)
-                yield x, (x if self._y is self._x else self._gather(self._y, idx))
+        for idx in shuffled_batches(len(self), batch_size, generator):
+            x = self._gather(self._x, idx)
+            yield x, (x if self._y is self._x else self._gather(self._y, idx))
 
     def _gather(self, maps: list[np.ndarray], idx: Tensor) -> Tensor:
         shard = torch.searchsorted(self.offsets, idx, right=True) - 1
