@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
@@ -48,10 +48,13 @@ def free_port() -> int:
 
 
 @contextmanager
-def streamlit_server(log: Path, page_args: Sequence[str] = ()) -> Iterator[str]:
+def streamlit_server(
+    log: Path, page_args: Sequence[str] = (), env: Mapping[str, str] | None = None
+) -> Iterator[str]:
     """`streamlit run apps/dashboard.py` on loopback; always stopped, even when the test fails.
 
-    `page_args` go to the page after `--` (e.g. `--models DIR`)."""
+    `page_args` go to the page after `--` (e.g. `--models DIR`); `env` is added to the server's environment
+    (e.g. INTERP_DASHBOARD_SAES)."""
     port = free_port()
     cmd = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.headless", "true"]
     cmd += [
@@ -66,7 +69,9 @@ def streamlit_server(log: Path, page_args: Sequence[str] = ()) -> Iterator[str]:
     if page_args:
         cmd += ["--", *page_args]
     with log.open("w") as out:
-        proc = subprocess.Popen(cmd, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            cmd, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+        )
     try:
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + WAIT_S
@@ -93,7 +98,8 @@ def streamlit_server(log: Path, page_args: Sequence[str] = ()) -> Iterator[str]:
 
 
 @contextmanager
-def chromium(profile: Path) -> Iterator:
+def chromium(profile: Path, download_dir: Path | None = None) -> Iterator:
+    """Headless chromium; with `download_dir`, downloads land there without a prompt."""
     from selenium import webdriver
     from selenium.webdriver.chrome.options import Options
     from selenium.webdriver.chrome.service import Service
@@ -107,6 +113,13 @@ def chromium(profile: Path) -> Iterator:
     for flag in flags.split():
         options.add_argument(flag)
     options.add_argument(f"--user-data-dir={profile}")
+    if download_dir is not None:
+        prefs = {
+            "download.default_directory": str(download_dir),
+            "download.prompt_for_download": False,
+            "profile.default_content_setting_values.automatic_downloads": 1,  # a second file, unasked
+        }
+        options.add_experimental_option("prefs", prefs)
     driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
     driver.set_page_load_timeout(WAIT_S)
     try:
