@@ -1,4 +1,4 @@
-"""tiny-facts-2 world and corpus: Latin-square names, both languages, split hygiene, determinism."""
+"""tiny-facts-2 world and corpus: names whose single tokens say little, both languages, split hygiene, determinism."""
 
 from __future__ import annotations
 
@@ -22,14 +22,22 @@ def test_same_seed_same_corpus(docs: list[str]) -> None:
 
 @pytest.mark.parametrize("relation", ["birth_country", "job", "sport"])
 def test_no_single_name_token_predicts_an_attribute(relation: str) -> None:
-    # Latin square: every first name and every last name occurs once with each of the 8 values.
+    # Each of the 8 values is carried by 8 people, and by at most 2 of any first or any last name's 8.
     by_first, by_last = defaultdict(Counter), defaultdict(Counter)
     for p in world.PEOPLE:
         first, last = p.name.split()
         by_first[first][getattr(p, relation)] += 1
         by_last[last][getattr(p, relation)] += 1
     for counts in (*by_first.values(), *by_last.values()):
-        assert len(counts) == 8 and set(counts.values()) == {1}
+        assert sum(counts.values()) == 8 and max(counts.values()) <= 2
+    assert set(Counter(getattr(p, relation) for p in world.PEOPLE).values()) == {8}
+
+
+def test_attribute_tables_are_not_modular_addition() -> None:
+    # A relabelled cyclic square has value = f(row + column mod 8): every row a shift of the first.
+    table = world.spread_table(8, 101)
+    rows = [tuple(r) for r in table]
+    assert all(max(Counter(r).values()) <= 2 for r in rows) and len(set(map(frozenset, rows))) > 1
 
 
 def test_world_names_are_distinct_in_both_languages() -> None:
