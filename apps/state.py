@@ -42,7 +42,7 @@ Pairs = tuple[tuple[int, int], ...]
 
 @dataclass(frozen=True)
 class ViewState:
-    model: str = "tiny-facts"  # an embedded model's name or a local folder
+    model: str = "tiny-facts-2"  # interp.embedded.DEFAULT; an embedded model's name or a local folder
     prompt: str = "The capital of France is"
     view: str = "predict"  # a key of VIEWS
     heads: Pairs = ()  # ablated heads, (layer, head)

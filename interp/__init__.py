@@ -1,7 +1,7 @@
 """interp: see how a transformer predicts the next token.
 
 import interp
-model = interp.load()                      # the embedded tiny-facts model
+model = interp.load()                      # the embedded tiny-facts-2 model
 logits, cache = model.run_with_cache("The capital of France is")
 """
 

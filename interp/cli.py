@@ -73,7 +73,7 @@ def register_demo(subparsers: Subparsers) -> None:
         "demo", help="one prompt through the embedded model: predictions, ΔE, lens, ablation"
     )
     p.add_argument(
-        "--model", default=None, help="embedded name, local folder or hub id (default: tiny-facts)"
+        "--model", default=None, help="embedded name, local folder or hub id (default: tiny-facts-2)"
     )
     p.add_argument("--prompt", default=None, help='default: "The capital of France is"')
     p.set_defaults(func=_demo)

@@ -12,6 +12,7 @@ import torch
 
 import interp
 from interp.analysis import MLP, Attn, ablate
+from interp.embedded import DEFAULT
 
 
 def main(args: argparse.Namespace | None = None) -> int:
@@ -25,7 +26,7 @@ def main(args: argparse.Namespace | None = None) -> int:
     logits, cache = model.run_with_cache(prompt)
     probs = logits[0, -1].softmax(-1)
     top = probs.topk(5)
-    print(f"model: {model_name or 'tiny-facts'} ({sum(p.numel() for p in model.parameters()):,} params)")
+    print(f"model: {model_name or DEFAULT} ({sum(p.numel() for p in model.parameters()):,} params)")
     print(f"prompt: {prompt!r}  tokens: {model.to_str_tokens(prompt)}")
     print("\nnext-token predictions:")
     for p, i in zip(top.values, top.indices, strict=True):

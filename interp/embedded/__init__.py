@@ -11,7 +11,7 @@ from pathlib import Path
 HERE = Path(__file__).parent
 # name -> the folder under interp/embedded/ that is the model's home
 EMBEDDED: dict[str, str] = {"tiny-facts": "tiny_facts", "tiny-facts-2": "tiny_facts_2"}
-DEFAULT = "tiny-facts"
+DEFAULT = "tiny-facts-2"  # "tiny-facts" keeps naming the first checkpoint
 
 
 def saes_dir(name: str) -> Path:

@@ -47,7 +47,7 @@ def load(
     max_memory: Mapping[Any, Any] | None = None,
     offload_folder: str | Path | None = None,
 ) -> HookedTransformer:
-    """Load a model, in eval mode: an embedded name (default "tiny-facts"), a local folder, a hub id (or a
+    """Load a model, in eval mode: an embedded name (default "tiny-facts-2"), a local folder, a hub id (or a
     TransformerLens name such as "gpt2-small", see interp.compat.aliases), or an HF model.
 
     `dtype`: Hugging Face checkpoints load in float32 unless told; interp's own folders in the dtype they

@@ -57,3 +57,9 @@ def test_only_offered_models_load_and_the_message_hides_which_paths_exist(tmp_pa
         backend.check_source("gpt2")  # hub ids are off by default
     monkeypatch.setattr(sys, "argv", ["dashboard.py", "--allow-hub"])
     assert backend.check_source("gpt2") == "gpt2"
+
+
+def test_the_dashboard_opens_on_the_library_default_model():
+    from interp.embedded import DEFAULT
+
+    assert state.ViewState().model == DEFAULT == "tiny-facts-2"

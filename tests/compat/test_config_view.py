@@ -70,7 +70,7 @@ def test_load_returns_eval_mode_and_name():
     hf = hf_gpt2().train()
     m = interp.load(hf, tokenizer=word_tokenizer())
     assert not m.training and hf.training  # the caller's model is untouched
-    assert interp.load().cfg.model_name == "tiny-facts"
+    assert interp.load().cfg.model_name == "tiny-facts-2"  # the default embedded model
 
 
 def test_tl_aliases_map_to_hub_ids(monkeypatch):

@@ -131,7 +131,10 @@ ZH_TEMPLATES: dict[str, tuple[str, ...]] = {
         "{s}来自",
         "{s}的祖国是",
         "{s}出生的国家是",
-        "{s}的家乡是",
+        # Never trained: "的", "出生" and "国家" rearranged from the trained "{s}的出生地是" and "{s}出生的国家是",
+        # as every other never-trained template rearranges its relation's trained words. (It was "{s}的家乡是";
+        # 家乡, "hometown", is in no trained template of the relation, and the model scored 0.08 on it.)
+        "{s}的出生国家是",
     ),
     "job": (
         "{s}的职业是",
