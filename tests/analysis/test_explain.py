@@ -62,7 +62,7 @@ def test_rotary_grouped_query_heads_use_the_rotated_shared_key():
         dots = (k @ q).tolist()
         assert ex.sources["q·k"].tolist() == pytest.approx(dots, abs=1e-4)
         assert ex.sources["weight"].tolist() == pytest.approx(
-            cache["pattern", 1][0, head, -1].tolist(), abs=1e-6
+            cache["pattern", 1][0, head, -1].tolist(), abs=1e-5  # softmax of scores equal to ~1e-5 (above)
         )
         assert max(ex.pattern_error, ex.z_error, ex.sum_error) < 1e-5
 

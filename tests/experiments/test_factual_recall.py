@@ -118,7 +118,7 @@ def test_other_architecture(script, capsys, tmp_path):
     from interp.config import ModelConfig
     from interp.transformer import HookedTransformer
 
-    tokenizer = interp.load().tokenizer
+    tokenizer = interp.load("tiny-facts").tokenizer  # English BPE: a random argmax decodes to a whole token
     cfg = ModelConfig(d_model=32, n_layers=2, n_heads=4, n_kv_heads=2, d_head=8, d_mlp=48, d_vocab=len(tokenizer),
                       n_ctx=64, norm="rmsnorm", act_fn="silu", gated_mlp=True, positional="rotary",
                       qkv_bias=False, attn_out_bias=False, mlp_bias=False, tie_embeddings=False)  # fmt: skip

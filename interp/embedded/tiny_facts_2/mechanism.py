@@ -5,6 +5,8 @@ On person facts (template 0, answered correctly), whose subjects span several to
 
 * `mlp_ie`: causal tracing's mean MLP indirect effect at the last subject token, per layer (window 1);
   `mlp_peak` its argmax (the target: neither the first nor the last layer);
+* `mlp_ie_last`: the same traces' MLP indirect effect at the last token, where the answer is predicted
+  (no target: it shows whether the lookup happens there instead of at the subject);
 * `window_recovery`: mean IE of restoring the MLPs of layers peak-1..peak+1 at the last subject token,
   over the mean total effect (target ≥ 0.5);
 * `attn_ie`: mean attention IE at the last token per layer, `attn_peak` its argmax (target: > mlp_peak);
@@ -74,12 +76,13 @@ def measure(
     """The figures of the module docstring for `lang`, means over up to `n_facts` facts."""
     facts = person_facts(model, lang, n_facts, seed)
     n = model.cfg.n_layers
-    mlp, attn, ko, lens, te, win = [], [], [], [], [], []
+    mlp, mlp_last, attn, ko, lens, te, win = [], [], [], [], [], [], []
     for e, (s, t), answer in facts:
         n_pos = model.to_tokens(e.prompt).shape[-1]
         kw = dict(n_samples=n_samples, seed=seed, progress=False)
         tr = causal_trace(model, e.prompt, (s, t), answer, kind="mlp", window=1, **kw)
         mlp.append(_at(tr, t - 1))
+        mlp_last.append(_at(tr, n_pos - 1))  # the same trace, read where the answer is predicted
         te.append(tr.attrs["total_effect"])
         win.append(_at(causal_trace(model, e.prompt, (s, t), answer, kind="mlp", window=3, **kw), t - 1))
         attn.append(
@@ -103,6 +106,7 @@ def measure(
         "total_effect": te_mean,
         "mlp_ie": mlp_ie.round(4).tolist(),
         "mlp_peak": peak,
+        "mlp_ie_last": np.mean(mlp_last, 0).round(4).tolist(),
         "window_recovery": round(recovery, 4),
         "attn_ie": attn_ie.round(4).tolist(),
         "attn_peak": int(attn_ie.argmax()),

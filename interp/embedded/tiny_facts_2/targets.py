@@ -95,6 +95,13 @@ def mechanism_table(metrics: dict[str, Any]) -> str:
             met("mlp_peak_middle", f"peak at layer {en['mlp_peak']} / {zh['mlp_peak']}"),
         ),
         (
+            f"MLP IE at the last token (same traces), layers 0..{n - 1}",
+            _row(en.get("mlp_ie_last", [])),
+            _row(zh.get("mlp_ie_last", [])),
+            "",
+            "",
+        ),
+        (
             "MLPs peak−1..peak+1 restored: IE / TE",
             f"{en['window_recovery']:.2f}",
             f"{zh['window_recovery']:.2f}",

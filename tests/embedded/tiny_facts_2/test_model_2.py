@@ -94,7 +94,7 @@ def _check_mechanism(model: interp.HookedTransformer) -> None:
         card = CARD["mechanism"][lang]
         print(lang, json.dumps({k: m[k] for k in m if k != "targets"}), m["targets"])
         assert m["n_facts"] == card["n_facts"]
-        for key in ("mlp_ie", "attn_ie", "knockout", "lens_top1"):
+        for key in ("mlp_ie", "mlp_ie_last", "attn_ie", "knockout", "lens_top1"):
             assert m[key] == pytest.approx(card[key], abs=2e-3), (lang, key)
         for target in CARD["mechanism_met"][lang]:
             assert m["targets"][target], (lang, target, m)
