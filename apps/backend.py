@@ -32,7 +32,7 @@ import interp.sae
 from apps.model_view import Ablation, HeadExplanation, ModelView, ResidualUpdate
 from apps.state import ViewState
 from interp.analysis import MLP, Attn, Head, Neuron, Resid
-from interp.embedded import EMBEDDED
+from interp.embedded import EMBEDDED, embedded_model, saes_dir
 
 __all__ = ["Ablation", "HeadExplanation", "InputError", "LoadError", "ModelView", "ResidualUpdate"]
 
@@ -438,19 +438,18 @@ def patching(
 
 
 # --- dictionary features ----------------------------------------------------------------------------------
-# The dictionaries offered for a model: an embedded model's shipped ones (interp/embedded/<model>/saes/*), and
-# SAE folders named when the server starts (INTERP_DASHBOARD_SAES, os.pathsep-separated; each saved by
-# interp.sae.save). A link names a dictionary only by its name in this list, never by a path.
+# The dictionaries offered for a model: the ones shipped with the embedded model it is (by name or by its
+# weights folder: interp/embedded/<model>/saes/*, never another model's), and SAE folders named when the
+# server starts (INTERP_DASHBOARD_SAES, os.pathsep-separated; each saved by interp.sae.save). A link names a
+# dictionary only by its name in this list, never by a path.
 
 
 def sae_folders(source: str) -> dict[str, Path]:
     """name -> folder of every dictionary this server offers for the model."""
     out: dict[str, Path] = {}
-    folder = EMBEDDED.get(source)
-    if folder is not None:
-        shipped = Path(interp.__file__).parent / "embedded" / folder / "saes"
-        if shipped.is_dir():
-            out.update({p.name: p for p in sorted(shipped.iterdir()) if p.is_dir()})
+    name = embedded_model(source.strip()) if source.strip() else None
+    if name is not None and saes_dir(name).is_dir():
+        out.update({p.name: p for p in sorted(saes_dir(name).iterdir()) if (p / "cfg.json").is_file()})
     for p in filter(None, os.environ.get("INTERP_DASHBOARD_SAES", "").split(os.pathsep)):
         out[Path(p).name] = Path(p)
     return out

@@ -17,6 +17,8 @@ from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
+from interp.embedded import DEFAULT as DEFAULT_MODEL
+
 VIEWS: dict[str, str] = {
     "predict": "Predict & ablate",
     "attention": "Attention",
@@ -42,7 +44,7 @@ Pairs = tuple[tuple[int, int], ...]
 
 @dataclass(frozen=True)
 class ViewState:
-    model: str = "tiny-facts-2"  # interp.embedded.DEFAULT; an embedded model's name or a local folder
+    model: str = DEFAULT_MODEL  # an embedded model's name or a local folder; opens on the default model
     prompt: str = "The capital of France is"
     view: str = "predict"  # a key of VIEWS
     heads: Pairs = ()  # ablated heads, (layer, head)

@@ -42,12 +42,13 @@ CSVs (columns in order):
 - params.csv            component, params, share
 - dictionary.csv        sae, attribute, value, n_pos, latent, f1, precision, recall, null_f1, neuron, neuron_f1,
                         drop_pos, drop_neg, neuron_drop_pos, neuron_drop_neg: per attribute value of the
-                        tiny-facts world, the shipped dictionary's best latent by F1 at the last subject token
-                        (interp.sae.evaluate); null_f1 is a random dictionary of the same width and L0 under the
-                        same best-of-N selection; neuron_f1 the best single MLP neuron of that layer; drop_* the
+                        model's world (its --lang prompts), each dictionary shipped with the embedded model's
+                        best latent by F1 at the last subject token (interp.sae.evaluate); null_f1 is a random
+                        dictionary of the same width and L0 under the same best-of-N selection (the best of
+                        the null seeds); neuron_f1 the best single MLP neuron of that layer; drop_* the
                         fall of P(answer) when the latent (neuron_drop_*: the neuron) is zeroed there, on facts
                         whose subject has the value (pos) and on the others (neg); empty unless the model is
-                        the default tiny-facts
+                        an embedded one that ships dictionaries
 - dictionary_summary.csv sae, site, values, l0, share_f1_ge_0.9, null_share_f1_ge_0.9, neuron_share_f1_ge_0.9,
                         mean_f1, mean_null_f1, mean_neuron_f1, drop_pos, drop_neg, neuron_drop_pos,
                         neuron_drop_neg (the drops averaged over the ablated values)
@@ -72,6 +73,7 @@ from experiments import reporting as R
 from experiments.worlds import World
 from interp.analysis import Neuron, knowledge_neurons, neuron_effects, neuron_vocab, subject_span
 from interp.analysis.scoring import score_answers
+from interp.embedded import embedded_model
 from interp.sae.evaluate import COLUMNS as GT_COLUMNS
 from interp.scale import Pool, tasks
 from interp.transformer import HookedTransformer
@@ -293,16 +295,18 @@ def summarise(df: pd.DataFrame, keys: list[str], value: str, name: str) -> pd.Da
 
 
 def dictionaries(
-    model: HookedTransformer, args: argparse.Namespace, cfg: dict
+    model: HookedTransformer, args: argparse.Namespace, cfg: dict, world: World
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Ground truth of the dictionaries shipped with tiny-facts (no training here): empty for other models."""
+    """Ground truth of the dictionaries shipped with the embedded model the run uses (no training here), on
+    its world's fact items in --lang: empty for other models and for a model that ships none."""
     import interp.sae
-    from interp.sae.evaluate import evaluate, tiny_facts_items
+    from interp.sae.evaluate import evaluate, world_items
 
-    names = [n for n in interp.sae.shipped() if n.startswith("tiny-facts/")]
-    if args.model not in (None, "tiny-facts") or not names:
+    name = embedded_model(args.model)
+    names = [n for n in interp.sae.shipped() if name and n.startswith(f"{name}/")]
+    if not names:
         return pd.DataFrame(columns=COLUMNS["dictionary.csv"]), pd.DataFrame(columns=COLUMNS["dictionary_summary.csv"])  # fmt: skip
-    items = tiny_facts_items()
+    items = world_items(name, world.lang)
     if cfg["gt_items"]:
         items = random.Random(args.seed).sample(items, cfg["gt_items"])
     tables, rows = [], []
@@ -478,7 +482,7 @@ def findings(t: dict[str, pd.DataFrame]) -> list[str]:
             + "."
         )
     else:
-        lines.append("- Dictionary section: empty (it scores the dictionaries shipped with the default tiny-facts model).")  # fmt: skip
+        lines.append("- Dictionary section: empty (it scores the dictionaries shipped with the embedded model the run uses; this model ships none).")  # fmt: skip
     p = t["params.csv"].set_index("component").params
     lines.append(
         f"- MLPs hold {f(p.mlp / p.total)} of all parameters and {f(mlp_share(t['params.csv']))} of the "
@@ -608,7 +612,11 @@ def run(args: argparse.Namespace) -> Path:
         "lens_summary.csv": lens_sum,
         "params.csv": interp.param_breakdown(model),
         **dict(
-            zip(("dictionary.csv", "dictionary_summary.csv"), dictionaries(model, args, cfg), strict=True)
+            zip(
+                ("dictionary.csv", "dictionary_summary.csv"),
+                dictionaries(model, args, cfg, world),
+                strict=True,
+            )
         ),
     }
     t = {name: R.write_csv(df, out, name, COLUMNS[name]) for name, df in raw_tables.items()}

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from interp.embedded import DEFAULT, EMBEDDED, weights_dir
+from interp.embedded import DEFAULT, embedded_model
 
 LANGS: dict[str, tuple[str, ...]] = {"tiny-facts": ("en",), "tiny-facts-2": ("en", "zh")}
 
@@ -110,14 +109,7 @@ def _tiny_facts_2(lang: str) -> World:
 def embedded_name(model: str | None) -> str:
     """The embedded model whose world serves `model`: itself, the one whose weights folder it is, or the
     default."""
-    if model is None or model in EMBEDDED:
-        return model or DEFAULT
-    path = Path(model).expanduser()
-    if path.is_dir():
-        for name in EMBEDDED:
-            if path.resolve() == weights_dir(name).resolve():
-                return name
-    return DEFAULT
+    return embedded_model(model) or DEFAULT
 
 
 def world_for(model: str | None, lang: str | None = None) -> World:

@@ -1,7 +1,8 @@
 """Embedded models shipped inside the package, one home each: corpus, training, evaluation, card and weights.
 
 `interp/embedded/<folder>/weights/` holds the checkpoint in interp's own format (see `interp.storage`).
-This module is pure data: it names the models and where their weights sit; `interp.load` reads them.
+This module is pure data: it names the models and where their weights and dictionaries sit; `interp.load`
+reads them.
 """
 
 from __future__ import annotations
@@ -22,3 +23,16 @@ def saes_dir(name: str) -> Path:
 def weights_dir(name: str) -> Path:
     """Where the embedded model `name` keeps its checkpoint (which may be missing; the loader checks)."""
     return HERE / EMBEDDED[name] / "weights"
+
+
+def embedded_model(model: str | None) -> str | None:
+    """The embedded model `model` is: by name (None: the default), or by its weights folder; None for any
+    other model (a fine-tuned copy, a hub id)."""
+    if model is None or model in EMBEDDED:
+        return model or DEFAULT
+    path = Path(model).expanduser()
+    if path.is_dir():
+        for name in EMBEDDED:
+            if path.resolve() == weights_dir(name).resolve():
+                return name
+    return None

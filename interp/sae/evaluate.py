@@ -5,7 +5,9 @@ For each attribute value v of the world (country = France, continent = Europe, j
   every other fact prompt's same position is a negative;
 - each latent is a detector (fires = activation > 0); the best latent by F1 is reported with its precision
   and recall;
-- the null is a random dictionary of the same width and L0 under the same best-of-N selection;
+- the null is a random dictionary of the same width and L0 under the same best-of-N selection, and the
+  best over `null_seeds` such dictionaries (so with 3 seeds a best-of-3N; `GroundTruth.null_by_seed` has
+  each seed's own mean);
 - the knowledge-neuron baseline is the best single MLP neuron of the same layer, each neuron thresholded at
   the quantile (of 50/75/90/95/99%) that maximises its F1, which favours the baseline;
 - specificity: zeroing the best latent (spliced with the error term, so nothing else changes) lowers
@@ -64,10 +66,44 @@ def tiny_facts_items(split: str | None = "train") -> list[FactItem]:
     ]
 
 
+def tiny_facts_2_items(lang: str | None = "en", split: str | None = "train") -> list[FactItem]:
+    """tiny-facts-2's fact prompts in `lang` ("en", "zh"; None: both) with their subjects' attributes.
+
+    Values are the world's English names in both languages ("France", not "法国"), so an English and a
+    Chinese prompt about the same subject share every value; `subject` is as written in the prompt.
+    """
+    from interp.embedded.tiny_facts_2 import world
+    from interp.embedded.tiny_facts_2.corpus import fact_examples
+
+    attrs: dict[str, dict[str, str]] = {}
+    for c in world.COUNTRIES:
+        attrs[c.name] = {"country": c.name, "capital": c.capital, "language": c.language, "continent": c.continent}  # fmt: skip
+    for p in world.PEOPLE:
+        attrs[p.name] = {"person": p.name, "birth_country": p.birth_country, "job": p.job, "sport": p.sport}
+    return [
+        FactItem(e.prompt, e.subject, e.answer, attrs[e.key])
+        for e in fact_examples(lang=lang)
+        if split is None or e.split == split
+    ]
+
+
+def world_items(model_name: str, lang: str | None = "en", split: str | None = "train") -> list[FactItem]:
+    """The fact items of the embedded model `model_name`'s world in `lang` (tiny-facts has English only)."""
+    if model_name == "tiny-facts":
+        if lang not in (None, "en"):
+            raise ValueError(f"the tiny-facts world has English facts only, not lang={lang!r}")
+        return tiny_facts_items(split)
+    if model_name == "tiny-facts-2":
+        return tiny_facts_2_items(lang, split)
+    raise ValueError(f"no world items for {model_name!r}: name an embedded model (tiny-facts, tiny-facts-2)")
+
+
 @dataclass
 class GroundTruth:
     table: pd.DataFrame  # one row per attribute value, columns COLUMNS
     summary: dict[str, float]
+    # each null seed's own mean best F1 (best-of-N; the table's null_f1 is the best over the seeds)
+    null_by_seed: list[float] = field(default_factory=list)
 
 
 def positions(model: Any, items: Sequence[FactItem], at: str) -> tuple[Tensor, Tensor, Tensor]:
@@ -142,12 +178,17 @@ def evaluate(
     neuron_negatives: int = 256,
 ) -> GroundTruth:
     """Best latent per attribute value by F1, against a random dictionary and the best MLP neuron
-    (`attributes` restricts the table to some attributes, e.g. ["continent", "job"]). The `max_ablations`
+    (`attributes` restricts the table to some attributes, e.g. ["continent", "job"]; `items` default to
+    `world_items` of the dictionary's `model_name`, or of the default embedded model). The `max_ablations`
     values with the highest F1 get the specificity columns; a neuron's ablation changes every prompt, so its
     drop on the negatives is measured on a fixed sample of `neuron_negatives` of them."""
     from interp.analysis.specs import Neuron
 
-    items = tiny_facts_items() if items is None else list(items)
+    if items is None:  # the world of the model the dictionary was trained on, else the default model's
+        from interp.embedded import DEFAULT, EMBEDDED
+
+        items = world_items(sae.cfg.model_name if sae.cfg.model_name in EMBEDDED else DEFAULT)
+    items = list(items)
     tokens, mask, pos = positions(model, items, at)
     layer = neuron_layer if neuron_layer is not None else _layer_of(sae.cfg.hook_name)
     neuron_hook = Neuron(layer, 0).hook_name if layer is not None else None
@@ -164,13 +205,16 @@ def evaluate(
     values = [v for v, k in zip(values, keep.tolist(), strict=True) if k]
     labels = labels[:, keep]
     p, r, f = _f1(acts > 0, labels)  # [d_sae, values]
+    null_f1 = (
+        torch.stack([_f1(n > 0, labels)[2].amax(0) for n in nulls]) if nulls else None
+    )  # [seeds, values]
     best = f.argmax(0)
     cols = torch.arange(len(values))
     table = pd.DataFrame({
         "attribute": [a for a, _ in values], "value": [v for _, v in values],
         "n_pos": labels.sum(0).tolist(), "latent": best.tolist(), "f1": f[best, cols].tolist(),
         "precision": p[best, cols].tolist(), "recall": r[best, cols].tolist(),
-        "null_f1": torch.stack([_f1(n > 0, labels)[2].amax(0) for n in nulls]).amax(0).tolist() if nulls else float("nan"),
+        "null_f1": null_f1.amax(0).tolist() if null_f1 is not None else float("nan"),
     })  # fmt: skip
     if neuron_hook is not None:  # each neuron as a detector at each quantile threshold
         neurons = reads[1]
@@ -193,7 +237,8 @@ def evaluate(
         "mean_null_f1": float(table.null_f1.mean()),
         "mean_neuron_f1": float(table.neuron_f1.mean()),
     }
-    return GroundTruth(table, summary)
+    by_seed = [] if null_f1 is None else null_f1.mean(1).tolist()
+    return GroundTruth(table, summary, by_seed)
 
 
 def _layer_of(hook: str) -> int | None:

@@ -97,7 +97,8 @@ def shipped_path(path: str | Path) -> Path:
         return p
     folder = saes_dir(model) / name
     if not (folder / CFG).exists():
-        raise LoadError(f"{model} ships no dictionary {name!r}; shipped: {', '.join(shipped()) or 'none'}")
+        own = [n for n in shipped() if n.startswith(f"{model}/")]
+        raise LoadError(f"{model} ships no dictionary {name!r}; shipped: {', '.join(own) or 'none'}")
     return folder
 
 

@@ -33,6 +33,7 @@ from interp.analysis import (
     run_ablated,
     top_neurons,
 )
+from interp.embedded import DEFAULT
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))  # `apps` is a folder of the checkout, not an installed package
@@ -296,7 +297,7 @@ def test_bad_model_path_then_recovery_and_a_local_folder(model, tmp_path, monkey
     at = app(model=str(tmp_path / "missing"))
     assert not at.exception and at.error
     assert at.selectbox(key="model_choice").value == "Local folder…"
-    at.selectbox(key="model_choice").set_value("tiny-facts")
+    at.selectbox(key="model_choice").set_value(DEFAULT)
     ok(at.run())
     assert "model" not in at.query_params
     embedded = frame(at, "p_after")
@@ -347,10 +348,28 @@ def test_compare_view_shows_both_prompts_and_keeps_the_second_in_the_url(model):
     assert at.query_params["cmp_layer"] == "2"
 
 
-def test_features_view_without_dictionaries_says_so(monkeypatch):
+def test_features_view_without_dictionaries_says_so(model, tmp_path, monkeypatch):
     monkeypatch.delenv("INTERP_DASHBOARD_SAES", raising=False)
-    at = ok(app(view="features", model="tiny-facts-2"))  # tiny-facts ships dictionaries; tiny-facts-2 none
+    monkeypatch.setenv("INTERP_DASHBOARD_MODELS", str(tmp_path))
+    folder = model.save(tmp_path / "copy")  # a local copy of an embedded model ships no dictionaries
+    at = ok(app(view="features", model=str(folder)))
     assert any("No dictionary is available for this model" in i.value for i in at.info)
+
+
+@pytest.mark.parametrize("name", ["tiny-facts", "tiny-facts-2"])
+def test_features_view_offers_the_loaded_models_own_dictionaries(name, monkeypatch):
+    """Each embedded model's shipped dictionaries, by name or by its weights folder, and no other model's."""
+    import interp.sae
+    from apps import backend
+    from interp.embedded import weights_dir
+
+    monkeypatch.delenv("INTERP_DASHBOARD_SAES", raising=False)
+    own = [n.split("/")[1] for n in interp.sae.shipped() if n.startswith(f"{name}/")]
+    assert own and list(backend.sae_folders(name)) == own
+    assert list(backend.sae_folders(str(weights_dir(name)))) == own
+    at = ok(app(view="features", model=name))
+    assert next(s for s in at.selectbox if s.label == "Dictionary").options == own
+    assert any(f"reading {interp.sae.load(f'{name}/{own[0]}').cfg.hook_name}" in c.value for c in at.caption)
 
 
 def test_features_view_lists_latents_and_ablates_one_live(model, tmp_path, monkeypatch):

@@ -75,6 +75,24 @@ def test_chinese_facts_are_traced_on_their_own_subject_tokens(facts_out, model):
     assert_checks_line(report, pd.read_csv(facts_out / "checks.csv"))
 
 
+def test_chinese_run_scores_tiny_facts_2s_own_dictionaries_on_chinese_facts(facts_out, model):
+    """--model tiny-facts-2 --lang zh: the dictionaries shipped with tiny-facts-2, on its Chinese items."""
+    import random
+
+    import interp.sae
+    from interp.sae.evaluate import evaluate, world_items
+
+    summary = pd.read_csv(facts_out / "dictionary_summary.csv")
+    shipped = [n for n in interp.sae.shipped() if n.startswith("tiny-facts-2/")]
+    assert [f"tiny-facts-2/{s}" for s in summary.sae] == shipped and shipped
+    table = pd.read_csv(facts_out / "dictionary.csv")
+    items = random.Random(0).sample(world_items("tiny-facts-2", "zh"), 160)  # --quick's sample, --seed 0
+    gt = evaluate(model, interp.sae.load(shipped[0]), items, null_seeds=1, max_ablations=3)
+    mine = table[table.sae == shipped[0].split("/")[1]].reset_index(drop=True)
+    assert mine.f1.tolist() == pytest.approx(gt.table.f1.tolist(), abs=1e-6)
+    assert mine.n_pos.tolist() == gt.table.n_pos.tolist()
+
+
 def test_knockout_skips_edges_a_window_has_already_cut(facts_out, model):
     """Layer 0 attends only to its own token: blocking last → last there would empty the softmax."""
     assert model.config.window(0) == 1

@@ -1,337 +1,53 @@
-"""Train the dictionaries shipped with tiny-facts: `python experiments/train_saes.py` reproduces them.
+"""The plan of the dictionaries shipped with tiny-facts: `python experiments/train_saes.py --model tiny-facts`.
 
-(`python -m interp.embedded.tiny_facts.train_saes` is the same; the experiments script is a thin wrapper.)
-
-1. Find the fact-storing layer with interp's own causal tracing: the MLP whose restoration at the last
-   subject token has the largest mean indirect effect over a few trained facts (ROME's reading).
-2. Train, on activations of documents from the training distribution, a TopK SAE on that layer's
-   residual output (`blocks.L.hook_resid_post`) and a ReLU / L1 transcoder from that MLP's input
-   (`blocks.L.ln2.hook_normalized`) to its output (`blocks.L.hook_mlp_out`).
-3. Round the weights to float16 (the files are half the size; the loader reads them back as float32),
-   then measure the rounded dictionaries on held-out documents and score them against the world's
-   ground truth (`interp.sae.evaluate`), and write the folders, `card.json` and `SAE_CARD.md`.
-
-Everything is seeded and torch runs on a fixed number of threads (`THREADS`), so a rerun on the same
-machine gives bit-identical weights.
+(`python -m interp.embedded.tiny_facts.train_saes` is the same.) The pipeline is shared by the embedded
+models and lives in `interp/embedded/train_saes.py`; this is what is tiny-facts' own: a TopK SAE and a
+ReLU transcoder of 1024 latents at the fact layer, trained on one torch thread.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import math
-import time
-from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
-import torch
-
-from interp.embedded import saes_dir
-
-DEFAULT_OUT = saes_dir("tiny-facts")
-THREADS = 1  # the figures and the reproducibility claim are for this thread count
-SEED = 0
+from interp.embedded.train_saes import Plan, Recipe, TraceFact, main
 
 
-@dataclass(frozen=True)
-class Recipe:
-    """One dictionary; written into card.json so a figure names its recipe."""
-
-    name: str  # folder name under saes/, and the loader's "tiny-facts/<name>"
-    kind: str  # "resid" (a TopK SAE on resid_post) or "transcoder" (MLP in -> MLP out, ReLU + L1)
-    d_sae: int
-    steps: int
-    batch_size: int = 512
-    lr: float = 2e-3
-    k: int | None = None  # TopK
-    # L1 coefficient in units of the target's mean centred norm E‖y − ȳ‖: a latent pays l1 per unit of
-    # activation, so this sets the size of the smallest component worth a latent, whatever the scale.
-    l1_rel: float | None = None
-
-
-RECIPES = (
-    Recipe("resid-{layer}", "resid", d_sae=1024, k=8, steps=800),
-    Recipe("transcoder-{layer}", "transcoder", d_sae=1024, l1_rel=0.1, steps=800),
-)
-TRAIN_DOCS, EVAL_DOCS = 4000, 400  # ~70k and ~7k tokens (position 0, BOS, is never stored)
-ABLATIONS = 20  # values (the highest-F1 ones) whose best latent and best neuron are ablated
-
-
-def fact_layer(model: Any, n_facts: int = 8) -> tuple[int, list[float]]:
-    """The MLP layer with the largest mean causal-trace indirect effect at the last subject token."""
-    from interp.analysis import MLP, causal_trace
+def trace_facts(model: Any, n: int) -> list[TraceFact]:
+    """`n` template-0 facts (countries and people), evenly spaced through the fact list."""
     from interp.embedded.tiny_facts.corpus import FACT_TEMPLATES, fact_examples, render
 
     facts = [e for e in fact_examples() if e.prompt == render(FACT_TEMPLATES[e.relation][0], e.subject)]
-    facts = facts[:: max(1, len(facts) // n_facts)][:n_facts]
-    effects = torch.zeros(model.cfg.n_layers)
-    for e in facts:
-        df = causal_trace(model, e.prompt, e.subject, e.answer, site=MLP, n_samples=5, progress=False)
-        end = df.attrs["subject_span"][1]
-        at = df[df.pos == end - 1].set_index("layer").indirect_effect
-        effects += torch.tensor([float(at[layer]) for layer in range(model.cfg.n_layers)])
-    effects /= len(facts)
-    return int(effects.argmax()), [round(float(x), 4) for x in effects]
+    facts = facts[:: max(1, len(facts) // n)][:n]
+    return [TraceFact("facts", e.prompt, e.subject, e.answer) for e in facts]
 
 
-def train_one(model: Any, recipe: Recipe, layer: int, docs: list[str], progress: bool) -> tuple[Any, dict]:
-    from interp.analysis import MLP, MLPIn, ResidPost
-    from interp.sae import train
-    from interp.sae.store import collect_activations
-
-    if recipe.kind == "resid":
-        site, target = ResidPost(layer), None
-    else:
-        site, target = MLPIn(layer), MLP(layer)
-    store = collect_activations(
-        model, site.hook_name, docs, target_hook=target and target.hook_name, progress=progress
-    )
-    l1 = None
-    if recipe.l1_rel is not None:
-        l1 = recipe.l1_rel * float((store.y - store.y.mean(0)).norm(dim=-1).mean())
-    sae, report = train(
-        model, site, docs, recipe.d_sae, k=recipe.k, l1=l1, target=target, steps=recipe.steps,
-        lr=recipe.lr, batch_size=recipe.batch_size, seed=SEED, threads=THREADS, store=store,
-        eval_corpus=docs[:64], progress=progress,
-    )  # fmt: skip
-    return sae, {"l1": l1, "n_train_tokens": len(store), "train_seconds": report.seconds}
-
-
-def to_fp16(sae: Any) -> Any:
-    """The shipped weights: rounded to float16, computed in float32 (as the loader reads them)."""
-    with torch.no_grad():
-        for p in sae.parameters():
-            p.copy_(p.half().float())
-    return sae
-
-
-@torch.no_grad()
-def measure(model: Any, sae: Any, docs: list[str]) -> dict[str, float]:
-    """Explained variance, L0 and dead fraction on the held-out documents' activations, and the next-token
-    loss with the dictionary spliced in (no error term) against the clean model on the same documents."""
-    from interp.sae.store import collect_activations, prompt_batches
-
-    c = sae.cfg
-    store = collect_activations(model, c.hook_name, docs, target_hook=c.hook_name_out, progress=False)
-    acts = sae.encode(store.x)
-    recon = sae.decode(acts)
-    y = store.y
-    ev = 1 - float((y - recon).pow(2).sum() / (y - y.mean(0)).pow(2).sum())
-    tokens, mask = next(prompt_batches(model, docs, len(docs)))
-    clean = float(model.loss(tokens, attention_mask=mask))
-    with model.saes([sae]):
-        spliced = float(model.loss(tokens, attention_mask=mask))
-    with model.saes([sae], use_error_term=True):
-        exact = float(model.loss(tokens, attention_mask=mask))
-    return {
-        "explained_variance": ev,
-        "l0": float((acts > 0).float().sum(-1).mean()),
-        "dead_fraction": float(((acts > 0).sum(0) == 0).float().mean()),
-        "ce_clean": clean,
-        "ce_spliced": spliced,
-        "ce_increase": spliced - clean,
-        "ce_error_term_diff": exact - clean,
-        "n_eval_tokens": len(store),
-    }
-
-
-def ground_truth(model: Any, sae: Any, quick: bool = False) -> dict[str, Any]:
-    from interp.sae.evaluate import evaluate, tiny_facts_items
-
-    items = tiny_facts_items()
-    items = items[:: len(items) // 200] if quick else items
-    gt = evaluate(model, sae, items, null_seeds=3, max_ablations=ABLATIONS, neuron_negatives=128)
-    t = gt.table
-    by_attr = t.groupby("attribute")[["f1", "null_f1", "neuron_f1"]].mean().round(3)
-    ablated = t.dropna(subset=["drop_pos"])
-    return {
-        "summary": {k: round(v, 4) for k, v in gt.summary.items()},
-        "by_attribute": {a: row.to_dict() for a, row in by_attr.iterrows()},
-        "specificity": {
-            "rows": len(ablated),
-            "drop_pos": round(float(ablated.drop_pos.mean()), 4),
-            "drop_neg": round(float(ablated.drop_neg.mean()), 4),
-            "neuron_drop_pos": round(float(ablated.neuron_drop_pos.mean()), 4),
-            "neuron_drop_neg": round(float(ablated.neuron_drop_neg.mean()), 4),
-        },
-        "top": t.sort_values("f1", ascending=False)
-        .head(8)[["attribute", "value", "latent", "f1", "precision", "recall", "null_f1", "neuron_f1"]]
-        .round(3)
-        .to_dict("records"),  # fmt: skip
-    }
-
-
-def main(argv: list[str] | None = None) -> dict[str, Any]:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"folder for the dictionaries (default {DEFAULT_OUT})")  # fmt: skip
-    p.add_argument("--quick", action="store_true", help="a few steps on a few documents (a smoke test)")
-    p.add_argument("--no-ground-truth", action="store_true", help="skip the ground-truth evaluation")
-    p.add_argument("--progress", action="store_true")
-    args = p.parse_args(argv)
-    import interp
+def _documents(n: int, seed: int) -> list[str]:
     from interp.embedded.tiny_facts.corpus import training_documents
-    from interp.sae import save
 
-    start = time.perf_counter()
-    old_threads = torch.get_num_threads()
-    torch.set_num_threads(THREADS)
-    try:
-        model = interp.load("tiny-facts")
-        layer, effects = fact_layer(model, n_facts=2 if args.quick else 8)
-        n_train, n_eval = (300, 60) if args.quick else (TRAIN_DOCS, EVAL_DOCS)
-        docs = training_documents(n_train, seed=SEED + 1)
-        held_out = training_documents(n_eval, seed=SEED + 2)
-        card: dict[str, Any] = {"model": "tiny-facts", "fact_layer": layer, "mlp_indirect_effect_by_layer": effects,  # fmt: skip
-                                "threads": THREADS, "seed": SEED, "train_docs": n_train, "eval_docs": n_eval, "saes": {}}  # fmt: skip
-        for recipe in RECIPES:
-            if args.quick:
-                recipe = Recipe(**(asdict(recipe) | {"steps": 20, "d_sae": 64, "batch_size": 128}))
-            name = recipe.name.format(layer=layer)
-            sae, info = train_one(model, recipe, layer, docs, args.progress)
-            sae = to_fp16(sae)
-            sae.cfg = sae.cfg.replace(model_name="tiny-facts")
-            folder = args.out / name
-            save(sae, folder)
-            _store_fp16(folder)
-            entry = {"recipe": asdict(recipe) | {"name": name}, "site": sae.cfg.hook_name,
-                     "site_out": sae.cfg.write_hook, **info, **measure(model, sae, held_out)}  # fmt: skip
-            if not args.no_ground_truth:
-                entry["ground_truth"] = ground_truth(model, sae, args.quick)
-            entry["bytes"] = sum(f.stat().st_size for f in folder.iterdir())
-            card["saes"][name] = _round(entry)
-            print(json.dumps({name: {k: v for k, v in entry.items() if k != "ground_truth"}}, default=str))
-        card["seconds"] = round(time.perf_counter() - start, 1)
-        (args.out / "card.json").write_text(json.dumps(card, indent=2) + "\n")
-        (args.out / "SAE_CARD.md").write_text(render_card(card))
-    finally:
-        torch.set_num_threads(old_threads)
-    return card
+    return training_documents(n, seed=seed)
 
 
-def _store_fp16(folder: Path) -> None:
-    """Rewrite the weights file in float16; cfg.json keeps dtype float32, so both interp and sae_lens read
-    the tensors back as float32 (exactly the rounded values the card was measured with)."""
-    from safetensors.torch import load_file, save_file
+def _items(lang: str) -> list:
+    from interp.sae.evaluate import world_items
 
-    f = folder / "sae_weights.safetensors"
-    save_file({k: v.half().contiguous() for k, v in load_file(str(f)).items()}, str(f))
+    return world_items("tiny-facts", lang)
 
 
-def _round(x: Any) -> Any:
-    if isinstance(x, float):
-        return x if math.isnan(x) else round(x, 5)
-    if isinstance(x, dict):
-        return {k: _round(v) for k, v in x.items()}
-    if isinstance(x, list):
-        return [_round(v) for v in x]
-    return x
-
-
-def render_card(card: dict[str, Any]) -> str:
-    """SAE_CARD.md from card.json: every figure in it is one of card.json's."""
-    saes = card["saes"]
-    lines = [
-        "# Dictionaries shipped with tiny-facts",
-        "",
-        "Written by `python experiments/train_saes.py` (seed "
-        f"{card['seed']}, {card['threads']} torch thread(s), {card['seconds']:.0f} s in all on this machine); "
-        "every figure below is in `card.json` beside this file. Load them with "
-        + ", ".join(f'`interp.sae.load("tiny-facts/{n}")`' for n in saes)
-        + ". Weights are stored in float16 and read back as float32; the figures are measured on the "
-        "rounded weights.",
-        "",
-        f"**Fact-storing layer: {card['fact_layer']}.** Mean indirect effect of restoring the MLP at the last "
-        "subject token (causal tracing, 8 trained facts), by layer: "
-        + ", ".join(f"{i}: {v}" for i, v in enumerate(card["mlp_indirect_effect_by_layer"]))
-        + ".",
-        "",
-        "| | " + " | ".join(saes) + " |",
-        "|---|" + "---|" * len(saes),
-    ]
-    rows = [
-        ("reads", lambda e: f"`{e['site']}`"),
-        ("writes", lambda e: f"`{e['site_out']}`"),
-        ("architecture", lambda e: "TopK" if e["recipe"]["k"] else "ReLU (transcoder)"),
-        ("width (d_sae)", lambda e: e["recipe"]["d_sae"]),
-        (
-            "k / l1",
-            lambda e: (
-                f"k = {e['recipe']['k']}"
-                if e["recipe"]["k"]
-                else f"l1 = {e['l1']:.4g} ({e['recipe']['l1_rel']} × E‖y − ȳ‖)"
-            ),
-        ),  # fmt: skip
-        ("steps × batch", lambda e: f"{e['recipe']['steps']} × {e['recipe']['batch_size']}"),
-        ("lr", lambda e: e["recipe"]["lr"]),
-        ("training tokens (stored)", lambda e: f"{e['n_train_tokens']:,}"),
-        ("training time", lambda e: f"{e['train_seconds']:.0f} s"),
-        ("explained variance (held out)", lambda e: f"{e['explained_variance']:.3f}"),
-        ("L0", lambda e: f"{e['l0']:.2f}"),
-        ("dead fraction", lambda e: f"{e['dead_fraction']:.3f}"),
-        (
-            "CE loss clean → spliced",
-            lambda e: f"{e['ce_clean']:.4f} → {e['ce_spliced']:.4f} (+{e['ce_increase']:.4f})",
-        ),  # fmt: skip
-        ("CE with the error term − clean", lambda e: f"{e['ce_error_term_diff']:.1e}"),
-        ("on disk", lambda e: f"{e['bytes'] / 1e6:.2f} MB"),
-    ]
-    for label, fn in rows:
-        lines.append(f"| {label} | " + " | ".join(str(fn(e)) for e in saes.values()) + " |")
-    gts = {n: e["ground_truth"] for n, e in saes.items() if "ground_truth" in e}
-    if gts:
-        lines += [
-            "",
-            "## Ground truth (`interp.sae.evaluate`, trained fact prompts, last subject token)",
-            "",
-            "Per attribute value of the world, the best latent by F1; the null is a random TopK dictionary of "
-            "the same width and L0 under the same best-of-N selection (3 seeds); the baseline is the best "
-            "single layer-MLP neuron (best of 5 quantile thresholds). Specificity: zeroing the value's best "
-            "latent (spliced with the error term) at the subject token, mean drop of P(answer) on facts "
-            f"whose subject has the value vs on the rest, over the {ABLATIONS} highest-F1 values (the neuron's on 128 sampled negatives); the neuron columns "
-            "zero the best neuron instead.",
-            "",
-            "| | " + " | ".join(gts) + " |",
-            "|---|" + "---|" * len(gts),
-        ]
-        grows = [
-            ("attribute values", lambda g: int(g["summary"]["values"])),
-            (
-                "share with F1 ≥ 0.9: SAE / null / neuron",
-                lambda g: (
-                    f"{g['summary']['share_f1_ge_0.9']:.3f} / {g['summary']['null_share_f1_ge_0.9']:.3f} / {g['summary']['neuron_share_f1_ge_0.9']:.3f}"
-                ),
-            ),  # fmt: skip
-            (
-                "mean best F1: SAE / null / neuron",
-                lambda g: (
-                    f"{g['summary']['mean_f1']:.3f} / {g['summary']['mean_null_f1']:.3f} / {g['summary']['mean_neuron_f1']:.3f}"
-                ),
-            ),  # fmt: skip
-            (
-                "ΔP(answer) latent zeroed: has value / not",
-                lambda g: f"{g['specificity']['drop_pos']:.4f} / {g['specificity']['drop_neg']:.4f}",
-            ),  # fmt: skip
-            (
-                "ΔP(answer) neuron zeroed: has value / not",
-                lambda g: (
-                    f"{g['specificity']['neuron_drop_pos']:.4f} / {g['specificity']['neuron_drop_neg']:.4f}"
-                ),
-            ),  # fmt: skip
-        ]
-        for label, fn in grows:
-            lines.append(f"| {label} | " + " | ".join(str(fn(g)) for g in gts.values()) + " |")
-        attrs = sorted(next(iter(gts.values()))["by_attribute"])
-        lines += ["", "Mean best F1 by attribute (SAE / null / neuron):", "", "| attribute | " + " | ".join(gts) + " |",
-                  "|---|" + "---|" * len(gts)]  # fmt: skip
-        for a in attrs:
-            cells = [
-                "{f1:.3f} / {null_f1:.3f} / {neuron_f1:.3f}".format(**g["by_attribute"][a])
-                for g in gts.values()
-            ]
-            lines.append(f"| {a} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
-
+PLAN = Plan(
+    model="tiny-facts",
+    recipes=(
+        Recipe("resid-{layer}", "resid", d_sae=1024, k=8, steps=800),
+        Recipe("transcoder-{layer}", "transcoder", d_sae=1024, l1_rel=0.1, steps=800),
+    ),
+    train_docs=4000,  # ~70k tokens (position 0, BOS, is never stored)
+    eval_docs=400,  # ~7k tokens
+    threads=1,
+    documents=_documents,
+    trace_facts=trace_facts,
+    n_trace_facts=8,
+    trace_label="8 trained facts",
+    items=_items,
+)
 
 if __name__ == "__main__":
-    main()
+    main(model_name="tiny-facts")
