@@ -24,7 +24,8 @@ def test_demo_tells_the_residual_story(capsys):
     out = capsys.readouterr().out
     assert "' Paris'" in out.split("next-token predictions:")[1].splitlines()[1]  # top-1
     sums = re.findall(r"^\s+\d+\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+(\S+)$", out, flags=re.M)
-    assert len(sums) == 6 and all(float(s) < 1e-5 for s in sums)  # one row per layer of tiny-facts-2  # resid_post = resid_pre + ΔE_attn + ΔE_mlp
+    # one row per layer of tiny-facts-2, each checking resid_post = resid_pre + ΔE_attn + ΔE_mlp
+    assert len(sums) == 6 and all(float(s) < 1e-5 for s in sums)
 
 
 def test_demo_bad_model_is_a_clear_error(capsys, tmp_path):

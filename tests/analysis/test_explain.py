@@ -61,8 +61,9 @@ def test_rotary_grouped_query_heads_use_the_rotated_shared_key():
         q, k = cache["blocks.1.attn.hook_rot_q"][0, -1, head], cache["blocks.1.attn.hook_rot_k"][0, :, kv]
         dots = (k @ q).tolist()
         assert ex.sources["q·k"].tolist() == pytest.approx(dots, abs=1e-4)
+        # the softmax of scores that agree to ~1e-5 (above)
         assert ex.sources["weight"].tolist() == pytest.approx(
-            cache["pattern", 1][0, head, -1].tolist(), abs=1e-5  # softmax of scores equal to ~1e-5 (above)
+            cache["pattern", 1][0, head, -1].tolist(), abs=1e-5
         )
         assert max(ex.pattern_error, ex.z_error, ex.sum_error) < 1e-5
 
