@@ -1,6 +1,6 @@
 """Dataset-scale causal tracing: the local backend vs Ray workers, side by side in one run.
 
-512 of the tiny-facts world's fact prompts (cycled if the world has fewer) each get a ROME hidden-state
+512 of the default embedded model's fact prompts (tiny-facts-2's English template-0 facts, cycled if fewer) each get a ROME hidden-state
 trace (every layer x position, `--samples` noise samples) through `interp.scale.Pool`, first in-process,
 then on a local Ray cluster of `--workers` workers (one model replica each, 1 torch thread everywhere).
 Printed: Ray's start-up (cluster, then workers loading their models), each backend's run time and
@@ -22,12 +22,12 @@ import pandas as pd
 
 
 def facts(n: int) -> pd.DataFrame:
-    from interp.embedded.tiny_facts.corpus import FACT_TEMPLATES, fact_examples, render
+    """`n` template-0 fact prompts of the default embedded model's world (English), cycled if it has fewer."""
+    from experiments.worlds import world_for
 
+    world = world_for(None)
     rows = [
-        {"prompt": e.prompt, "subject": e.subject, "answer": e.answer}
-        for e in fact_examples()
-        if e.prompt == render(FACT_TEMPLATES[e.relation][0], e.subject)
+        {"prompt": e.prompt, "subject": e.subject, "answer": e.answer} for e in world.facts(world.relations)
     ]
     return pd.DataFrame(list(itertools.islice(itertools.cycle(rows), n)))
 
