@@ -280,7 +280,8 @@ class ModelView:
         the target (W_out[neuron] · W_U[:, target])."""
         df = top_neurons(self.model, prompt, k, layers=[layer], read_pos=pos)
         promotes, target_logit = [], []
-        W_out = self.model.blocks[layer].mlp.W_out
+        with self.model.weights_of(self.model.blocks[layer]):  # an offloaded block's, fetched
+            W_out = self.model.blocks[layer].mlp.W_out.detach()
         for n in df["neuron"]:
             vocab = neuron_vocab(self.model, layer, int(n), k=5)
             promotes.append(" ".join(repr(t) for t in vocab[vocab["direction"] == "top"]["token"]))

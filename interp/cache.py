@@ -305,16 +305,17 @@ class ActivationCache(TLCacheMixin, Mapping[str, Tensor]):
         parts, labels = [], []
         for i in range(layer):
             name = act_name("result", i)
-            if name in self:
-                result = self[name]
-            else:
-                W_O = self.model.blocks[i].attn.W_O.to(self["z", i].device)
-                result = torch.einsum("...hd,hdm->...hm", self["z", i], W_O)
-            # Gemma 2/3, OLMo 2: each head goes through ln1_post, frozen at this run's scale.
-            post = getattr(self.model.blocks[i], "ln1_post", None)
-            if hasattr(post, "w"):
-                scale = self[f"blocks.{i}.ln1_post.hook_scale"].to(result.dtype)
-                result = post.w.to(result) * post.center(result) / scale[..., None, :]
+            with self.model.weights_of(self.model.blocks[i]):  # an offloaded block's, fetched
+                if name in self:
+                    result = self[name]
+                else:
+                    W_O = self.model.blocks[i].attn.W_O.to(self["z", i].device)
+                    result = torch.einsum("...hd,hdm->...hm", self["z", i], W_O)
+                # Gemma 2/3, OLMo 2: each head goes through ln1_post, frozen at this run's scale.
+                post = getattr(self.model.blocks[i], "ln1_post", None)
+                if hasattr(post, "w"):
+                    scale = self[f"blocks.{i}.ln1_post.hook_scale"].to(result.dtype)
+                    result = post.w.to(result) * post.center(result) / scale[..., None, :]
             parts.append(result.movedim(-2, 0))  # [head, batch, pos, d_model]
             labels += [f"L{i}H{h}" for h in range(cfg.n_heads)]
         if parts:

@@ -36,6 +36,11 @@ ReturnType = Literal["logits", "loss", "both"] | None
 RETURN_TYPES = ("logits", "loss", "both", None)
 
 
+def _resident(module: nn.Module) -> AbstractContextManager[Any]:
+    """`weights_of` of a model whose weights all sit in memory: nothing to fetch."""
+    return nullcontext()
+
+
 class HookedTransformer(SAEHost, TLModelMixin, HookedRootModule):
     """`model.cfg` is a read-only view with TransformerLens's names too; `model.config` is the ModelConfig."""
 
@@ -64,6 +69,9 @@ class HookedTransformer(SAEHost, TLModelMixin, HookedRootModule):
         # the modules during a forward, so it runs one forward at a time.
         self.forward_lock: AbstractContextManager[Any] = nullcontext()
         self.device_map: dict[str, str] | None = None  # set by a placed load: unit -> device (or "disk")
+        # `with model.weights_of(module):` makes the module's weights real tensors for code outside a forward
+        # (an offloaded block holds meta tensors between forwards); a placed load sets accelerate's here.
+        self.weights_of: Callable[[nn.Module], AbstractContextManager[Any]] = _resident
         if init:  # loaders pass init=False and copy the checkpoint in instead
             self.init_weights()
         self.setup_hooks()
@@ -299,11 +307,13 @@ class HookedTransformer(SAEHost, TLModelMixin, HookedRootModule):
     # ---- weights -------------------------------------------------------------------------------------------
     @property
     def W_E(self) -> Tensor:
-        return self.embed.W_E
+        with self.weights_of(self.embed):
+            return self.embed.W_E
 
     @property
     def W_U(self) -> Tensor:
-        return self.unembed.W_U
+        with self.weights_of(self.unembed), self.weights_of(self.embed):  # tied: W_U is W_E.T
+            return self.unembed.W_U
 
     @property
     def W_pos(self) -> Tensor | None:

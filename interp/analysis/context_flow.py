@@ -156,10 +156,10 @@ def _layer_flow(
     v = acts[v_site]  # [src, kv_head, d_head]
     v = v.repeat_interleave(attn.n_heads // attn.n_kv_heads, dim=1)  # grouped kv heads serve several queries
     pattern = acts[pattern_site][:, dests]  # [head, dest, src]
-    with torch.no_grad():
+    with torch.no_grad(), model.weights_of(model.blocks[layer]):  # an offloaded block's, fetched
         moved = head_outputs(v, attn.W_O)  # [src, head, d_model]: what each head would move from each source
         contributions = torch.einsum("hds,shm->dshm", pattern, moved)
-    b_O = attn.b_O.detach() if attn.b_O is not None else torch.zeros(model.cfg.d_model, device=v.device)
+        b_O = attn.b_O.detach() if attn.b_O is not None else torch.zeros(model.cfg.d_model, device=v.device)
     return ContextFlow(
         layer=layer,
         destinations=dests,

@@ -71,7 +71,8 @@ def explain_head(
     weights = scaled.masked_fill(masked, float("-inf")).softmax(-1)
     weighted = weights[:, None] * values  # step 3: the weighted values
     z = weighted.sum(0)
-    delta_head = z @ attn.W_O[head].double()  # step 4: the head's ΔE
+    with model.weights_of(model.blocks[layer]):  # an offloaded block's, fetched
+        delta_head = z @ attn.W_O[head].double()  # step 4: the head's ΔE
     e, delta, mid = act["resid_pre"][dest], act["attn_out"][dest], act["resid_mid"][dest]
     e_prime = e + delta  # step 5: E' = E + ΔE
     logits = delta_head.float() @ model.W_U

@@ -140,7 +140,8 @@ def direct_logit_attribution(
         wrong = token_ids(model, incorrect, prompt.batch)
         direction = direction - model.tokens_to_residual_directions(wrong)
         const = const - _readout_constant(model, wrong)
-    direction = direction * getattr(model.ln_final, "w", 1.0)  # ln_final's weight, so no folding is needed
+    with model.weights_of(model.ln_final):  # an offloaded ln_final's, fetched
+        direction = direction * getattr(model.ln_final, "w", 1.0)  # ln_final's weight: no folding needed
     scale_name = act_name("scale")  # ln_final's scale, frozen at this run's value
     embeds = [Embed(), *([PosEmbed()] if model.pos_embed is not None else [])]
     names = [scale_name, *(e.hook_name for e in embeds)]
@@ -162,20 +163,21 @@ def direct_logit_attribution(
             out.append({"component": e.kind, "attribution": float(attr(cache[e.hook_name][rows, index]))})
         for layer in range(cfg.n_layers):
             block = model.blocks[layer]
-            z = cache[Head(layer, 0).hook_name][rows, index]  # [batch, head, d_head]
-            out += _rows("head", layer, attr(head_outputs(z, block.attn.W_O)))
-            if block.attn.b_O is not None:
-                b_O = block.attn.b_O.expand(prompt.batch, -1)
-                out.append({"component": "attn_bias", "layer": layer, "attribution": float(attr(b_O))})
-            if not neurons:
-                mlp = cache[MLP(layer).hook_name][rows, index]
-                out.append({"component": "mlp", "layer": layer, "attribution": float(attr(mlp))})
-                continue
-            post = cache[MLPPost(layer).hook_name][rows, index]  # [batch, d_mlp]
-            out += _rows("neuron", layer, attr(post[..., None] * block.mlp.W_out))  # one per neuron
-            if block.mlp.b_out is not None:
-                b_out = block.mlp.b_out.expand(prompt.batch, -1)
-                out.append({"component": "mlp_bias", "layer": layer, "attribution": float(attr(b_out))})
+            with model.weights_of(block):  # an offloaded block's, fetched
+                z = cache[Head(layer, 0).hook_name][rows, index]  # [batch, head, d_head]
+                out += _rows("head", layer, attr(head_outputs(z, block.attn.W_O)))
+                if block.attn.b_O is not None:
+                    b_O = block.attn.b_O.expand(prompt.batch, -1)
+                    out.append({"component": "attn_bias", "layer": layer, "attribution": float(attr(b_O))})
+                if not neurons:
+                    mlp = cache[MLP(layer).hook_name][rows, index]
+                    out.append({"component": "mlp", "layer": layer, "attribution": float(attr(mlp))})
+                    continue  # leaves the with block: the fetched weights are dropped
+                post = cache[MLPPost(layer).hook_name][rows, index]  # [batch, d_mlp]
+                out += _rows("neuron", layer, attr(post[..., None] * block.mlp.W_out))  # one per neuron
+                if block.mlp.b_out is not None:
+                    b_out = block.mlp.b_out.expand(prompt.batch, -1)
+                    out.append({"component": "mlp_bias", "layer": layer, "attribution": float(attr(b_out))})
     df = pd.DataFrame(out)
     df = df[[c for c in ("component", "layer", "head", "neuron", "attribution") if c in df]]
     for col in ("layer", "head", "neuron"):
@@ -199,8 +201,9 @@ def _rows(component: str, layer: int, values: Tensor) -> list[dict]:
 def _readout_constant(model: HookedTransformer, ids: Tensor) -> Tensor:
     """The part of logit[id] no component writes: ln_final's bias through W_U, plus b_U."""
     const = torch.zeros(ids.shape, device=ids.device)
-    b = getattr(model.ln_final, "b", None)
-    if b is not None:
-        const = const + (b @ model.W_U[:, ids]).float()
-    const = const + model.unembed.b_U[ids].float()  # zeros without a bias
+    with model.weights_of(model.ln_final), model.weights_of(model.unembed):  # offloaded: fetched
+        b = getattr(model.ln_final, "b", None)
+        if b is not None:
+            const = const + (b @ model.W_U[:, ids]).float()
+        const = const + model.unembed.b_U[ids].float()  # zeros without a bias
     return const.detach()

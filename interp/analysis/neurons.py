@@ -154,7 +154,7 @@ def neuron_vocab(model: HookedTransformer, layer: int, neuron: int, k: int = 10)
     Columns: direction ("top"/"bottom"), rank, token_id, (token,) logit.
     """
     Neuron(layer, neuron).validate(model)
-    with torch.no_grad():
+    with torch.no_grad(), model.weights_of(model.blocks[layer]):  # an offloaded block's, fetched
         logits = model.blocks[layer].mlp.W_out[neuron] @ model.W_U  # [d_vocab]
     rows = []
     for direction, largest in (("top", True), ("bottom", False)):

@@ -49,7 +49,9 @@ class ResidualUpdate:
 
 def _readout(model: HookedTransformer) -> Tensor:
     """W_U [d_model, d_vocab] with ln_final's weight folded in, float64."""
-    w = getattr(model.ln_final, "w", None)
+    with model.weights_of(model.ln_final):  # an offloaded ln_final's, fetched
+        w = getattr(model.ln_final, "w", None)
+        w = None if w is None else w.detach().clone()
     W_U = model.W_U.double()
     return W_U * w.double()[:, None] if w is not None else W_U
 
@@ -92,12 +94,13 @@ def residual_update(
 
     E, dE, E_prime = act["E"], act["dE"], act["E'"]
     attn = model.blocks[layer].attn
-    heads = torch.einsum("hd,hdm->hm", act["z"], attn.W_O.double())  # ΔE_h = z_h W_O[h]
-    parts = [heads[h] for h in range(heads.shape[0])]
-    labels = [f"L{layer}H{h}" for h in range(heads.shape[0])]
-    if attn.b_O is not None:
-        parts.append(attn.b_O.double())
-        labels.append("b_O")
+    with model.weights_of(model.blocks[layer]):  # an offloaded block's, fetched
+        heads = torch.einsum("hd,hdm->hm", act["z"], attn.W_O.double())  # ΔE_h = z_h W_O[h]
+        parts = [heads[h] for h in range(heads.shape[0])]
+        labels = [f"L{layer}H{h}" for h in range(heads.shape[0])]
+        if attn.b_O is not None:
+            parts.append(attn.b_O.double())
+            labels.append("b_O")
     stack = torch.stack(parts)  # [part, d_model]
     scale = act["scale"].reshape(-1)[0]  # ln_final's scale of the final residual at pos
     direct = model.ln_final.center(stack) / scale @ readout  # [part, d_vocab]

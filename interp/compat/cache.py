@@ -75,9 +75,10 @@ class TLCacheMixin:
                 self[name]  # a deferred result is derived now
                 continue
             block: Any = self.model.blocks[i]
-            W_O = block.attn.W_O.detach()
             z = self["z", i]
-            self._store[name] = torch.einsum("...hd,hdm->...hm", z, W_O.to(z.device, z.dtype))
+            with self.model.weights_of(block):  # an offloaded block's, fetched
+                W_O = block.attn.W_O.detach().to(z.device, z.dtype)
+            self._store[name] = torch.einsum("...hd,hdm->...hm", z, W_O)
             self._keys.append(name)
 
     def get_neuron_results(
@@ -86,7 +87,8 @@ class TLCacheMixin:
         """Each neuron's write into the residual stream: post[..., n] * W_out[n], [batch, pos, neuron, d_model]."""
         post = _slice_pos(self["post", layer], pos_slice)
         block: Any = self.model.blocks[layer]
-        W_out = block.mlp.W_out.detach()
+        with self.model.weights_of(block):  # an offloaded block's, fetched
+            W_out = block.mlp.W_out.detach().to(post.device)
         post, W_out = _slice_pos(post, neuron_slice, -1), _slice_pos(W_out, neuron_slice, 0)
         if post.ndim == W_out.ndim - 1:  # an int neuron_slice dropped the neuron axis
             post, W_out = post[..., None], W_out[None]

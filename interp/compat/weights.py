@@ -73,7 +73,11 @@ class TLWeightsMixin:
     W_U: Tensor
 
     def _stack(self, get: Callable[[Any], Tensor]) -> Tensor:
-        return torch.stack([get(b).detach() for b in self.blocks])
+        parts = []
+        for b in self.blocks:
+            with self.weights_of(b):  # type: ignore[attr-defined]  # an offloaded block's, fetched for this
+                parts.append(get(b).detach().to(parts[0].device if parts else None))  # stacked on one device
+        return torch.stack(parts)
 
     def _attn_bias(self, name: str, n: int) -> Tensor:
         cfg = self.cfg  # type: ignore[attr-defined]
@@ -181,10 +185,11 @@ class TLWeightsMixin:
         total = torch.zeros(cfg.d_model, dtype=self.W_E.dtype, device=self.W_E.device)
         for i in range(layer + (1 if mlp_input else 0)):
             attn, mlp = self.blocks[i].attn, self.blocks[i].mlp
-            if attn.b_O is not None:
-                total = total + attn.b_O.detach()
-            if include_mlp_biases and i < layer and mlp.b_out is not None:
-                total = total + mlp.b_out.detach()
+            with self.weights_of(self.blocks[i]):  # type: ignore[attr-defined]
+                if attn.b_O is not None:
+                    total = total + attn.b_O.detach().to(total.device)
+                if include_mlp_biases and i < layer and mlp.b_out is not None:
+                    total = total + mlp.b_out.detach().to(total.device)
         return total
 
     def tl_named_parameters(self) -> Iterator[tuple[str, nn.Parameter]]:

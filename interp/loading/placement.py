@@ -15,8 +15,11 @@ in block by block for each forward (mapped from its files) and drop it after. Tw
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import threading
 from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -235,11 +238,22 @@ class Placement:
         # accelerate swaps offloaded weights into the modules themselves: two threads' forwards would see
         # each other's swaps, so a placed model runs one forward at a time (hooks stay per thread).
         model.forward_lock = threading.RLock()
+        model.weights_of = functools.partial(_fetched, model.forward_lock)
 
     @property
     def needs_hooks(self) -> bool:
         """False when the whole model sits on one device: then it is simply loaded there."""
         return len({str(d) for d in self.units.values()}) > 1
+
+
+@contextlib.contextmanager
+def _fetched(lock: AbstractContextManager[Any], module: nn.Module) -> Iterator[None]:
+    """`model.weights_of` of a placed model: the module's offloaded weights fetched (as for a forward, which
+    the lock keeps out meanwhile) and dropped again on exit; a resident module is left as it is."""
+    from accelerate.utils import align_module_device
+
+    with lock, align_module_device(module):
+        yield
 
 
 def placement_units(model: nn.Module) -> list[str]:

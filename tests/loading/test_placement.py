@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import re
 import threading
+from types import SimpleNamespace
 
+import pandas as pd
 import pytest
 import torch
 
@@ -108,6 +110,42 @@ def test_patching_and_causal_tracing_on_the_placed_model_equal_the_in_memory_one
     assert want["indirect_effect"].abs().max() > 1e-4
     assert (got["indirect_effect"] - want["indirect_effect"]).abs().max() < 1e-6
     assert got.attrs["p_clean"] == pytest.approx(want.attrs["p_clean"], abs=1e-6)
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_weights_read_outside_a_forward_are_the_in_memory_ones(pair, kind, tokens, monkeypatch):
+    """TL's stacked weights, cache decompositions and the analyses that read weights after the forward
+    fetch an offloaded block's weights for the read (and drop them again)."""
+    from interp.analysis import direct_logit_attribution, neuron_vocab
+    from interp.analysis.explain import explain_head
+    from interp.analysis.update import residual_update
+
+    ref, placed, _ = pair(kind)
+    last = ref.cfg.n_layers - 1
+    assert placed.device_map[f"blocks.{last}"] == "disk"
+    for name in ("W_Q", "W_K", "W_V", "W_O", "b_O", "W_in", "W_out", "b_out", "W_U", "W_E"):
+        torch.testing.assert_close(getattr(placed, name), getattr(ref, name), atol=0, rtol=0, msg=name)
+    torch.testing.assert_close(placed.accumulated_bias(last + 1), ref.accumulated_bias(last + 1))
+    assert placed.blocks[last].attn.W_O.is_meta  # dropped again after each read
+    _, want = ref.run_with_cache(tokens[:1])
+    _, got = placed.run_with_cache(tokens[:1], device="cpu")
+    for method in ("stack_head_results", "decompose_resid"):
+        torch.testing.assert_close(getattr(got, method)(), getattr(want, method)(), atol=1e-5, rtol=0)
+    torch.testing.assert_close(got.get_neuron_results(last), want.get_neuron_results(last), atol=1e-5, rtol=0)
+    prompt, answer = tokens[:1, :8], int(tokens[0, 8])
+    a, b = direct_logit_attribution(ref, prompt, answer), direct_logit_attribution(placed, prompt, answer)
+    pd.testing.assert_frame_equal(b, a, check_exact=False, atol=1e-5, rtol=0)
+    a, b = (
+        residual_update(ref, prompt, last, target=answer),
+        residual_update(placed, prompt, last, target=answer),
+    )
+    pd.testing.assert_frame_equal(b.parts, a.parts, check_exact=False, atol=1e-5, rtol=0)
+    for m in (ref, placed):  # explain_head names the tokens a head promotes: any decoder will do
+        monkeypatch.setattr(m, "tokenizer", SimpleNamespace(decode=lambda ids: f"<{ids[0]}>"))
+    a, b = explain_head(ref, prompt, last, 1), explain_head(placed, prompt, last, 1)
+    assert a.promoted == b.promoted
+    pd.testing.assert_frame_equal(b.sources, a.sources, check_exact=False, atol=1e-5, rtol=0)
+    pd.testing.assert_frame_equal(neuron_vocab(placed, last, 3), neuron_vocab(ref, last, 3))
 
 
 def test_with_almost_no_memory_only_the_embedding_stays_and_bfloat16_round_trips_through_disk(
