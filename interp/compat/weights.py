@@ -73,7 +73,7 @@ class TLWeightsMixin:
     W_U: Tensor
 
     def _stack(self, get: Callable[[Any], Tensor]) -> Tensor:
-        parts = []
+        parts: list[Tensor] = []
         for b in self.blocks:
             with self.weights_of(b):  # type: ignore[attr-defined]  # an offloaded block's, fetched for this
                 parts.append(get(b).detach().to(parts[0].device if parts else None))  # stacked on one device
