@@ -44,8 +44,8 @@ CSVs (columns in order):
                         drop_pos, drop_neg, neuron_drop_pos, neuron_drop_neg: per attribute value of the
                         model's world (its --lang prompts), each dictionary shipped with the embedded model's
                         best latent by F1 at the last subject token (interp.sae.evaluate); null_f1 is a random
-                        dictionary of the same width and L0 under the same best-of-N selection (the best of
-                        the null seeds); neuron_f1 the best single MLP neuron of that layer; drop_* the
+                        dictionary of the same width and L0 under the same best-of-N selection (the mean of
+                        the null seeds' best); neuron_f1 the best single MLP neuron of that layer; drop_* the
                         fall of P(answer) when the latent (neuron_drop_*: the neuron) is zeroed there, on facts
                         whose subject has the value (pos) and on the others (neg); empty unless the model is
                         an embedded one that ships dictionaries

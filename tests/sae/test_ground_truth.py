@@ -78,13 +78,14 @@ def test_random_dictionary_scores_like_the_null(model, items) -> None:
         model, sae, items, null_seeds=2, max_ablations=3, attributes=["continent", "job", "language"]
     )
     # like for like: one random dictionary against each null seed alone (best-of-N each); the null column
-    # is the best of the seeds (best-of-2N here), so it can only be higher
+    # is their mean, value by value, so its mean is the seeds' mean (not their best: a best-of-2N)
     per_seed = sum(gt.null_by_seed) / len(gt.null_by_seed)
     assert len(gt.null_by_seed) == 2 and abs(gt.summary["mean_f1"] - per_seed) < 0.1, (
         gt.summary,
         gt.null_by_seed,
     )
-    assert gt.summary["mean_null_f1"] >= max(gt.null_by_seed) - 1e-9
+    assert gt.summary["mean_null_f1"] == pytest.approx(per_seed, abs=1e-6)
+    assert min(gt.null_by_seed) < max(gt.null_by_seed)  # two seeds, two nulls
     assert gt.summary["share_f1_ge_0.9"] < 0.2
 
 

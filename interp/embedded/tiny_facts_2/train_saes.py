@@ -60,12 +60,24 @@ NOTES = (
     "token, but a person is a two-part name whose attributes are spread over the name grid by design, so "
     "person values cannot be read at this site. The pooled argmax is layer 0 with layer 1 close behind; by "
     "group, English countries and Chinese people peak at layer 1.",
-    "**Why the random null can beat the trained dictionaries.** The null column is, per value, the best "
-    "latent of the best of 3 random dictionaries: a best-of-3N selection against the trained dictionary's "
-    'best-of-N (the table\'s "each null seed alone" row is best-of-N). And at layer 0 each input is a function '
-    "of one token and its position, while country, capital and language values follow one subject token: "
-    "any sparse code that hashes tokens apart, as random TopK projections do, detects them, while trained "
-    "latents can be shared between tokens the documents use alike (a reading, not a measurement).",
+    "**Against the null.** The null column is like for like: per value, each random dictionary's best "
+    "latent (a best-of-N selection, as for the trained one), averaged over 3 seeds. The residual SAE is above "
+    "it in both languages, by about 0.03; the transcoder is below it, by 0.07 (en) and 0.05 (zh); the best "
+    "single MLP-0 neuron beats both. A reading, not a measurement: at layer 0 each input is a function of one "
+    "token and its position, and country, capital and language values follow one subject token, so any sparse "
+    "code that hashes tokens apart detects them, while trained latents can be shared between tokens the "
+    "documents use alike.",
+    "**Other layers** (this recipe, trained once each and not shipped; English mean best F1, trained vs the "
+    "null, 3 seeds): at the last subject token, residual SAEs on resid_post 2 / 4 / 5 score 0.572 / 0.528 / "
+    "0.524 against 0.424 / 0.415 / 0.270, and transcoders of MLP 2 / 4 / 5 score 0.472 / 0.437 / 0.429 "
+    "against 0.476 / 0.471 / 0.451; at the last token, where MLPs 4-5 recall the answer, no dictionary is "
+    "more than 0.05 above its null and the transcoders are below it. The subject's attributes are thus "
+    "most separable in the residual at layer 2 (after attention has joined a name's tokens), not at the "
+    "layer the pipeline's rule (the largest MLP indirect effect at the last subject token) picks.",
+    "**Reproducibility.** A rerun on the machine that trained them gives the same bytes; on another CPU (an "
+    "AMD EPYC, rerun 2026-12-03) float reductions round differently and training amplifies it, so the weights "
+    "differ while the figures agree: resid EV 0.952, L0 8, dead 0.374, CE +0.025; transcoder EV 0.885, L0 "
+    "59.1, CE +0.005.",
 )
 
 PLAN = Plan(
