@@ -152,7 +152,8 @@ def _converted(spec: str, fmt: str) -> bytes:
 
 def export_buttons(chart: alt.TopLevelMixin, name: str) -> None:
     """PNG and SVG downloads of a chart; converted only when clicked (and without a rerun)."""
-    spec = chart.to_json()
+    with alt.data_transformers.disable_max_rows():  # st.altair_chart draws any size; so must the export
+        spec = chart.to_json()
     cols = st.columns([1, 1, 8])
     for col, fmt, mime in ((cols[0], "png", "image/png"), (cols[1], "svg", "image/svg+xml")):
         col.download_button(

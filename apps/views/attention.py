@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import unicodedata
 from dataclasses import replace
 
 import altair as alt
@@ -114,23 +115,31 @@ def _grid(df: pd.DataFrame, names: list[str], cell: int, facet: alt.Facet, colum
     )
     if not labelled:
         return grid
+    # A token lies flat only when its label fits its band; otherwise every label stands upright, so
+    # neighbours never overlap (a CJK character is about twice as wide as a Latin letter).
+    widest = max(_label_px(name, 11) for name in names)
+    upright = widest > cell - 2
     strip = (
         alt.Chart(pd.DataFrame({"destination": names, "source": names}), title="Hover a token:")
-        .mark_text(
-            fontSize=11, angle=270 if len(names) > 12 else 0, align="right" if len(names) > 12 else "center"
-        )
+        .mark_text(fontSize=11, angle=270 if upright else 0, align="right" if upright else "center")
         .encode(
             x=alt.X("source:O", sort=names, axis=None),
+            y=alt.value(0 if upright else 10),  # an upright label hangs from the strip's top edge
             text="source:N",
             color=alt.condition(lit, alt.value("#e4572e"), alt.value("#333")),
         )
         .add_params(rows, cols)
-        .properties(width=min(size, PAGE_PX - 150), height=70 if len(names) > 12 else 20)
+        .properties(width=min(size, PAGE_PX - 150), height=min(widest, 90) + 6 if upright else 20)
     )
     chart = alt.vconcat(strip, grid)
     if len(df) <= 6000:  # SVG marks can be found by a test (and a screen reader); canvas is faster when big
         chart = chart.properties(usermeta={"embedOptions": {"renderer": "svg"}})
     return chart
+
+
+def _label_px(text: str, font: int) -> int:
+    """About how many pixels `text` takes at `font` px: wide (CJK) characters count double."""
+    return int(sum(font if unicodedata.east_asian_width(c) in "WF" else 0.6 * font for c in text)) + 2
 
 
 PAGE_PX = 1150  # the wide layout's usable width, about, at a 1600 px window

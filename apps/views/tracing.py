@@ -79,25 +79,31 @@ def _traces(
     st.caption(
         "Gaussian noise (3× the embedding std, 10 samples) on the subject tokens; each cell restores one clean "
         "state at one (layer, position). Colour: indirect effect, P(restored) − P(noised), on one scale "
-        "shared by the three maps. * marks the subject."
+        "shared by the three maps (white: no effect; orange, when any: restoring lowered P). * marks the "
+        "subject."
     )
     names = [f"{n}*" if start <= i < end else n for i, n in enumerate(labels(tokens))]
     layers = [str(x) for x in range(len(traces["resid"]["layer"].unique()))]
     effects = [v for df in traces.values() for v in df["indirect_effect"]]
-    domain = (min(0.0, min(effects)), max(max(effects), 1e-6))
+    # Zero is white. Purples from 0 up while every effect is ≥ 0; once one is negative (restoring hurt), a
+    # diverging scale symmetric about 0, orange below: "no effect" never looks like a strong one.
+    top = max(max(effects), 1e-6)
+    negative = min(effects) < -1e-3 * top
+    bound = max(top, -min(effects))
+    domain, scheme = ((-bound, bound), "purpleorange") if negative else ((0.0, top), "purples")
     # Wide enough to read: at least 18 px a position; a long prompt puts one map per row.
     per_row = 3 if len(tokens) <= 12 else 1
+    width = max(22 * len(tokens) + 160, 360)
     for i, (kind, df) in enumerate(traces.items()):
         if i % per_row == 0:
             cols = st.columns(per_row)
         df = df.assign(position=[names[p] for p in df["pos"]], layer=df["layer"].astype(str))
         chart = heatmap(
             df, "position", "layer", "indirect_effect", x_order=names, y_order=layers, title=KINDS[kind],
-            scheme="purples", domain=domain, tooltip=["p_restored"],
+            scheme=scheme, domain=domain, reverse=negative, tooltip=["p_restored"],
+            cell_px=(width - 130) / len(tokens),  # the legend and the axis take about 130 px
         )  # fmt: skip
-        cols[i % per_row].altair_chart(
-            chart, width=max(22 * len(tokens) + 160, 360), height=34 * len(layers) + 130
-        )
+        cols[i % per_row].altair_chart(chart, width=width, height=34 * len(layers) + 130)
 
 
 def _mlp_layers(

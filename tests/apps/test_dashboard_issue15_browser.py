@@ -17,6 +17,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import test_dashboard_browser as base  # noqa: E402  (the server, the browser and the page readers)
 
 import interp  # noqa: E402
+from apps.state import VIEWS  # noqa: E402
 from interp.analysis import Head, prob, run_ablated  # noqa: E402
 
 PROMPT = "The capital of France is"
@@ -189,6 +190,49 @@ def test_2_attention_shows_every_head_at_any_length(url, driver, model, n):
     assert width <= room, f"the grid is {width} px wide in a {room} px box: heads are off-screen"
     rows = height / 10  # cells are at least 10 px: the grid holds at least n cells a row per head row
     assert rows >= n, f"{height} px high for {n} tokens: cells under 10 px"
+
+
+def _overlaps(driver, css: str) -> list[tuple[str, str]]:
+    """Pairs of the elements matched by `css` whose drawn boxes intersect (more than a pixel)."""
+    return driver.execute_script(
+        f"""const els = [...document.querySelectorAll('{css}')];
+        const boxes = els.map(e => [e.textContent, e.getBoundingClientRect()]);
+        const out = [];
+        for (let i = 0; i < boxes.length; i++) for (let j = i + 1; j < boxes.length; j++) {{
+          const [a, r] = boxes[i], [b, q] = boxes[j];
+          const w = Math.min(r.right, q.right) - Math.max(r.left, q.left);
+          const h = Math.min(r.bottom, q.bottom) - Math.max(r.top, q.top);
+          if (w > 1 && h > 1) out.push([a, b]);
+        }}
+        return out;"""
+    )
+
+
+@pytest.mark.parametrize("prompt", ["The capital of France is", "法国的首都是"])
+def test_2_the_hover_strip_labels_every_token_without_overlap(url, driver, model, prompt):
+    """Screenshots at 6 tokens showed the strip's flat labels running into each other."""
+    open_page(driver, url, view="attention", prompt=prompt)
+    css = ".st-key-attention_grid svg g.mark-text.role-mark text"  # the strip's marks (the grid is rects and axes)
+    labels = base.wait_for(driver, "the hover strip", lambda d: d.find_elements(by().CSS_SELECTOR, css))
+    assert len(labels) == len(model.to_str_tokens(prompt))
+    assert not _overlaps(driver, css)
+
+
+@pytest.mark.parametrize("prompt", ["The capital of France is", "法国的首都是"])
+def test_2_fact_tracing_position_labels_do_not_overlap(url, driver, prompt):
+    """Screenshots at 6 tokens showed flat position labels over each other in the narrow maps."""
+    open_page(driver, url, view="tracing", prompt=prompt)
+    css = '[data-testid="stVegaLiteChart"] svg .role-axis-label text'
+    base.wait_for(driver, "the traces", lambda d: len(d.find_elements(by().CSS_SELECTOR, css)) > 20)
+    assert not _overlaps(driver, css)
+
+
+@pytest.mark.parametrize("view", VIEWS)
+def test_every_view_at_the_context_limit_shows_no_error(url, driver, model, view):
+    """Screenshots at 64 tokens found the figure export refusing the attention grid's 16,384 rows."""
+    open_page(driver, url, view=view, prompt=prompt_of(model, model.cfg.n_ctx), layer="1")
+    assert not texts(driver, "stException"), texts(driver, "stException")
+    assert "Unexpected error" not in alerts(driver), alerts(driver)  # a bug caught by the view's guard
 
 
 def test_3_probability_chart_is_one_aligned_chart_with_a_row_per_token(url, driver):
