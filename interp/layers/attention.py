@@ -43,12 +43,18 @@ def soft_cap(cap: float | None) -> nn.Module:
 
 
 def per_head_param(n_heads: int, d_model: int, d_head: int) -> nn.Parameter:
-    """A [head, d_model, d_head] parameter laid out in memory as [d_model, head, d_head].
+    """A [head, d_model, d_head] parameter laid out in memory as nn.Linear's [head * d_head, d_model].
 
-    All heads' projections then run as one matmul on a free view (d_model x head*d_head), instead of a
-    copy of the weights on every forward, while the logical shape stays per head.
+    All heads' projections then run as one matmul on a free view (d_model x head*d_head, handed to F.linear
+    contiguous, as `mlp.linear_param` explains), instead of a copy of the weights on every forward, while
+    the logical shape stays per head.
     """
-    return nn.Parameter(torch.empty(d_model, n_heads, d_head).transpose(0, 1))
+    return nn.Parameter(torch.empty(n_heads, d_head, d_model).transpose(1, 2))
+
+
+def per_head_out_param(n_heads: int, d_head: int, d_model: int) -> nn.Parameter:
+    """W_O, [head, d_head, d_model], laid out as nn.Linear's [d_model, head * d_head] (a free flat view)."""
+    return nn.Parameter(torch.empty(d_model, n_heads, d_head).permute(1, 2, 0))
 
 
 class Attention(TLAttentionMixin, nn.Module):
@@ -61,7 +67,7 @@ class Attention(TLAttentionMixin, nn.Module):
         self.W_Q = per_head_param(h, m, d)
         self.W_K = per_head_param(kv, m, d)
         self.W_V = per_head_param(kv, m, d)
-        self.W_O = nn.Parameter(torch.empty(h, d, m))
+        self.W_O = per_head_out_param(h, d, m)
         self.b_Q = nn.Parameter(torch.zeros(h, d)) if cfg.qkv_bias else None
         self.b_K = nn.Parameter(torch.zeros(kv, d)) if cfg.qkv_bias else None
         self.b_V = nn.Parameter(torch.zeros(kv, d)) if cfg.qkv_bias else None

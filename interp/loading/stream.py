@@ -46,7 +46,7 @@ def fill(
     meta device, in `dtype`, for accelerate's hooks to fill.
 
     Each new tensor keeps the meta tensor's strides, so per-head parameters keep their memory layout
-    (`layers.attention.per_head_param`: [head, d_model, d_head] stored as [d_model, head, d_head]).
+    (`layers.attention.per_head_param`: [head, d_model, d_head] stored as nn.Linear's [head * d_head, d_model]).
     A parameter that several modules share is replaced everywhere at once. An unknown, repeated, misshapen
     or missing key is a LoadError naming `source`.
     """

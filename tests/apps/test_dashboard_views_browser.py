@@ -347,7 +347,9 @@ def test_fact_tracing_maps_share_one_colour_scale(url, driver):
     }
     highs = sorted(max(v for v, _ in cells_) for cells_ in marked.values())
     assert highs[-1] - highs[0] > 0.05, "the traces' ranges must differ for this check to mean anything"
-    # One scale: one colour per value, darker for more, whichever map the cell is in.
+    # One scale: one colour per value, darker for a larger effect, whichever map the cell is in. Once an
+    # effect is negative the scale diverges around a white 0, so on each side darker means farther from 0.
     every = sorted(c for cells_ in marked.values() for c in cells_)
-    shades = [darkness(fill) for _, fill in every]
-    assert shades == sorted(shades), "a larger effect is drawn lighter than a smaller one in another map"
+    for side in ([(v, f) for v, f in every if v >= 0], sorted((-v, f) for v, f in every if v < 0)):
+        shades = [darkness(fill) for _, fill in side]
+        assert shades == sorted(shades), "a larger effect is drawn lighter than a smaller one in another map"

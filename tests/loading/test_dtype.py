@@ -64,13 +64,19 @@ def test_folders_saved_before_dtype_was_recorded_load_in_float32(hf_dir, tmp_pat
 
 @pytest.mark.parametrize("kind", ["gpt2", "llama-gqa", "llama-mqa"])
 def test_streamed_parameters_keep_the_models_memory_layout(hf_dir, kind):
-    # Per-head W_Q/W_K/W_V are stored [d_model, head, d_head] so all heads project in one matmul on a view.
+    # Weights are stored as nn.Linear's [d_out, d_in] (per head: W_Q/W_K/W_V as [head * d_head, d_model],
+    # W_O as [d_model, head * d_head]), so all heads project in one matmul on a free, contiguous view.
     model = interp.load(hf_dir(kind))
     fresh = HookedTransformer(model.cfg)
     for (name, p), (_, q) in zip(model.named_parameters(), fresh.named_parameters(), strict=True):
         assert p.stride() == q.stride() and not p.is_meta, name
-    attn = model.blocks[0].attn
-    assert attn.W_Q.transpose(0, 1).is_contiguous() and attn.W_K.transpose(0, 1).is_contiguous()
+    attn, mlp, m = model.blocks[0].attn, model.blocks[0].mlp, model.cfg.d_model
+    for W in (attn.W_Q, attn.W_K, attn.W_V):
+        flat = W.transpose(0, 1).reshape(m, -1).t()  # [head * d_head, d_model]
+        assert flat.is_contiguous() and flat.data_ptr() == W.data_ptr()
+    flat_out = attn.W_O.flatten(0, 1).t()  # [d_model, head * d_head]
+    assert flat_out.is_contiguous() and flat_out.data_ptr() == attn.W_O.data_ptr()
+    assert mlp.W_in.t().is_contiguous() and mlp.W_out.t().is_contiguous()
     if model.cfg.tie_embeddings:  # one matrix, read by the unembedding at call time
         assert model.W_U.data_ptr() == model.W_E.data_ptr()
         assert [n for n, _ in model.named_parameters()].count("embed.W_E") == 1
