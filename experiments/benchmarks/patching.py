@@ -64,7 +64,7 @@ def main() -> None:
     parser.add_argument("--n-pos", type=int, default=18, help="prompt length in tokens (16-20 in the issue)")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--repeats", type=int, default=3, help="timings of each interp sweep (median kept)")
+    parser.add_argument("--repeats", type=int, default=5, help="timings of each interp sweep (median kept)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     import transformer_lens.patching as tl
