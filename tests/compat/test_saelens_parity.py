@@ -133,7 +133,10 @@ def test_spliced_logits_equal(pair, ours, theirs, tokens):
         # its HookedSAETransformer disagrees with its own forward; compare with the forward spliced by hand.
         ref_logits = _spliced_by_hand(theirs, other, tokens)
         assert not torch.allclose(ref_logits, theirs.run_with_saes(tokens, saes=[other]), atol=1e-3)
-    torch.testing.assert_close(cache[acts], ref_cache[acts].reshape(cache[acts].shape), atol=ATOL, rtol=0)
+    # These latents come through two models' residual streams (interp's and TL 3's, equal to float32
+    # rounding), so they get a relative allowance too: activations reach ~8, where 1e-5 is about 10 ulps.
+    # encode / decode on one shared input (above) stay at 1e-5 absolute.
+    torch.testing.assert_close(cache[acts], ref_cache[acts].reshape(cache[acts].shape), atol=ATOL, rtol=1e-5)
     torch.testing.assert_close(logits, ref_logits, atol=1e-4, rtol=0)
     assert not torch.allclose(logits, ours(tokens), atol=1e-3), f"{name}: the splice changed nothing"
 
