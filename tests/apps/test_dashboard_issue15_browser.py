@@ -227,7 +227,9 @@ def test_2_fact_tracing_position_labels_do_not_overlap(url, driver, prompt):
     assert not _overlaps(driver, css)
 
 
-@pytest.mark.parametrize("view", VIEWS)
+# Fact tracing at 64 tokens is ~20 s of causal traces, too much for the browser tests' 4-minute CI budget;
+# `tests/apps/screenshots.py` draws it at 19 and 64 tokens for a person to look at.
+@pytest.mark.parametrize("view", [v for v in VIEWS if v != "tracing"])
 def test_every_view_at_the_context_limit_shows_no_error(url, driver, model, view):
     """Screenshots at 64 tokens found the figure export refusing the attention grid's 16,384 rows."""
     open_page(driver, url, view=view, prompt=prompt_of(model, model.cfg.n_ctx), layer="1")
