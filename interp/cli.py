@@ -119,7 +119,7 @@ def register_run(subparsers: Subparsers) -> None:
 
 def _dashboard(args: argparse.Namespace) -> int:
     import importlib.util
-    import subprocess
+    import os
 
     spec = importlib.util.find_spec("apps.dashboard")  # the page's file: `streamlit run` takes a path
     if spec is None or spec.origin is None:
@@ -136,7 +136,10 @@ def _dashboard(args: argparse.Namespace) -> int:
     ]
     # The page reads its model allowlist after `--` (apps/backend.py: allowed folders, hub ids).
     extra = ["--", *(["--models", *args.models] if args.models else []), *(["--allow-hub"] * args.allow_hub)]
-    return subprocess.call([*cmd, "--server.port", str(args.port), *extra])
+    # Streamlit replaces this process, so a signal sent to `interp dashboard` (Ctrl-C, a test's terminate)
+    # reaches the server itself; a child process would outlive its parent and keep the port.
+    os.execv(sys.executable, [*cmd, "--server.port", str(args.port), *extra])
+    return 0  # not reached
 
 
 def register_dashboard(subparsers: Subparsers) -> None:

@@ -105,6 +105,8 @@ def test_dashboard_starts_from_another_directory(tmp_path, installed):
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+    with pytest.raises(OSError):  # the server went with the command: nothing is left holding the port
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2)
     # The page's own imports resolve in the installed layout too (every view module, as the page imports them).
     code = "import apps.backend, apps.model_view, apps.views.predict, apps.views.tracing, apps.views.patching"
     out = subprocess.run(
