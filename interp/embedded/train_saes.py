@@ -217,11 +217,10 @@ def main(argv: list[str] | None = None, model_name: str | None = None) -> dict[s
         return rescore(plan, out)
     import interp
     from interp.sae import save
+    from interp.scale.rows import torch_threads
 
     start = time.perf_counter()
-    old_threads = torch.get_num_threads()
-    torch.set_num_threads(plan.threads)
-    try:
+    with torch_threads(plan.threads):
         model = interp.load(plan.model)
         layer, effects, by_group = fact_layer(model, plan.trace_facts(model, 2 if args.quick else plan.n_trace_facts))  # fmt: skip
         n_train, n_eval = (300, 60) if args.quick else (plan.train_docs, plan.eval_docs)
@@ -247,16 +246,12 @@ def main(argv: list[str] | None = None, model_name: str | None = None) -> dict[s
             entry = {"recipe": asdict(recipe) | {"name": name}, "site": sae.cfg.hook_name,
                      "site_out": sae.cfg.write_hook, **info, **measure(model, sae, held_out)}  # fmt: skip
             if items:
-                gts = {lang: ground_truth(model, sae, its, args.quick, plan.null_by_seed) for lang, its in items.items()}  # fmt: skip
-                entry["ground_truth"] = gts if len(plan.langs) > 1 else gts[plan.langs[0]]
+                entry["ground_truth"] = _ground_truths(model, sae, items, plan, args.quick)
             entry["bytes"] = sum(f.stat().st_size for f in folder.iterdir())
             card["saes"][name] = _round(entry)
             print(json.dumps({name: {k: v for k, v in entry.items() if k != "ground_truth"}}, default=str))
         card["seconds"] = round(time.perf_counter() - start, 1)
-        (out / "card.json").write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n")
-        (out / "SAE_CARD.md").write_text(render_card(card, plan))
-    finally:
-        torch.set_num_threads(old_threads)
+    _write_cards(card, plan, out)
     return card
 
 
@@ -265,24 +260,28 @@ def rescore(plan: Plan, out: Path) -> dict[str, Any]:
     written into card.json and SAE_CARD.md; the weights and every other figure stay as trained."""
     import interp
     import interp.sae
+    from interp.scale.rows import torch_threads
 
     card = json.loads((out / "card.json").read_text())
-    old_threads = torch.get_num_threads()
-    torch.set_num_threads(plan.threads)
-    try:
+    with torch_threads(plan.threads):
         model = interp.load(plan.model)
         items = {lang: plan.items(lang) for lang in plan.langs}
         for name, entry in card["saes"].items():
-            sae = interp.sae.load(out / name)
-            gts = {
-                lang: ground_truth(model, sae, its, False, plan.null_by_seed) for lang, its in items.items()
-            }
-            entry["ground_truth"] = _round(gts if len(plan.langs) > 1 else gts[plan.langs[0]])
-    finally:
-        torch.set_num_threads(old_threads)
+            gt = _ground_truths(model, interp.sae.load(out / name), items, plan, False)
+            entry["ground_truth"] = _round(gt)
+    _write_cards(card, plan, out)
+    return card
+
+
+def _ground_truths(model: Any, sae: Any, items: dict[str, list], plan: Plan, quick: bool) -> dict[str, Any]:
+    """A dictionary's card entry "ground_truth": per language, or the one language's when the plan has one."""
+    gts = {lang: ground_truth(model, sae, its, quick, plan.null_by_seed) for lang, its in items.items()}
+    return gts if len(plan.langs) > 1 else gts[plan.langs[0]]
+
+
+def _write_cards(card: dict[str, Any], plan: Plan, out: Path) -> None:
     (out / "card.json").write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n")
     (out / "SAE_CARD.md").write_text(render_card(card, plan))
-    return card
 
 
 def _store_fp16(folder: Path) -> None:
